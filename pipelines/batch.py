@@ -1,0 +1,167 @@
+"""The shared batch driver: every source's batch job is a `BatchJob`.
+
+The driver does what must happen exactly once, outside the workers: expand
+inputs, validate reference tables, build and run the Beam pipeline, then read
+the workers' receipts, check the accounting, and commit atomically. A source
+supplies only its specs, its output tables and a `build` function that wires
+its transforms between the shared read and write steps.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import __version__, commit, manifest
+from pipelines.runner import pipeline_options, runner_name
+from schemas.quarantine import QUARANTINE
+from transforms import fileio
+from transforms.beam.route import by_tag
+from transforms.beam.read import QUARANTINE as Q_TAG, STATS, ReadFiles
+from transforms.beam.write import WriteParquet, WriteReceipt
+from transforms.sources import SourceSpec
+
+
+@dataclass
+class OutputTable:
+    schema: pa.Schema
+    date_column: str | None  # event-time column (ms) that picks the date partition
+
+
+@dataclass
+class BatchJob:
+    source: str
+    specs: dict[str, SourceSpec]                      # kind → spec
+    tables: dict[str, OutputTable]                    # output table → schema/date
+    # build(pipeline_stage_context) → list of receipt PCollections
+    build: Callable[["Stage", dict], list]
+    rules: dict                                       # rule tables + versions for the manifest
+    rules_version: str
+    extra_manifest: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunSettings:
+    out: str
+    inputs: dict[str, list[str]]                      # kind → patterns
+    run_id: str | None = None
+    now: datetime | None = None
+    logical_date: str | None = None
+    beam_args: list[str] = field(default_factory=list)
+    chunk_bytes: int = 16 << 20
+    n_buckets: int | None = None
+    progress: bool = False
+
+
+@dataclass
+class Stage:
+    """What a source's `build` needs: where to stage, how to stamp rows."""
+    staging: str
+    run_columns: dict
+    now_ms: int
+    n_buckets: int
+    settings: RunSettings
+
+    def writer(self, job: BatchJob, table: str) -> WriteParquet:
+        t = job.tables[table]
+        return WriteParquet(self.staging, table, t.schema, self.run_columns, date_column=t.date_column)
+
+
+def default_run_id(source: str, files: list[fileio.FileInfo], now: datetime) -> str:
+    """Deterministic for the same inputs and --now, so re-runs replace, not add."""
+    h = hashlib.sha256("|".join(f"{f.uri}:{f.size}" for f in files).encode()).hexdigest()[:8]
+    return f"{source}-{now.strftime('%Y%m%dT%H%M%SZ')}-{h}"
+
+
+def choose_buckets(total_bytes: int) -> int:
+    """~64 MiB of input per bucket bounds a bucket's memory; ≥ 2 for parallelism."""
+    return max(2, min(512, total_bytes // (64 << 20) + 1))
+
+
+def _progress_loop(staging: str, n_files: int, stop: threading.Event, show: bool) -> None:
+    if not show:
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    d = os.path.join(staging, "receipts")
+    with Progress(TextColumn("[bold]reading"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+                  TextColumn("{task.fields[rows]:,} records"), TimeElapsedColumn(), transient=True) as prog:
+        task = prog.add_task("read", total=n_files, rows=0)
+        while not stop.wait(0.5):
+            done, rows = manifest.progress(d)
+            prog.update(task, completed=done, rows=rows)
+
+
+def execute(job: BatchJob, s: RunSettings) -> dict:
+    t0 = time.monotonic()
+    now = (s.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    files = {k: fileio.match(pats, what=f"--{k}s" if not k.endswith("s") else f"--{k}")
+             for k, pats in s.inputs.items()}
+    all_files = [f for fs in files.values() for f in fs]
+    run_id = s.run_id or default_run_id(job.source, all_files, now)
+    out = s.out.rstrip("/")
+    staging = fileio.join(out, "_staging", run_id)
+    recovered = commit.recover(out, live=set())
+    if os.path.exists(staging):
+        import shutil
+        shutil.rmtree(staging)
+    os.makedirs(staging, exist_ok=True)
+    stage = Stage(staging=staging, now_ms=int(now.timestamp() * 1000),
+                  n_buckets=s.n_buckets or choose_buckets(sum(f.size for f in all_files)),
+                  run_columns={"run_id": run_id, "pipeline_version": __version__,
+                               "rules_version": job.rules_version, "ingested_at": now.isoformat()},
+                  settings=s)
+    opts = pipeline_options(s.beam_args, n_tasks=len(all_files))
+    p = beam.Pipeline(options=opts)
+    tasks = [(k, f.uri) for k in sorted(files) for f in files[k]]
+    read = (p | "ListFiles" >> beam.Create(tasks)
+              | "Spread" >> beam.Reshuffle()
+              | "Read" >> beam.ParDo(ReadFiles(job.specs, s.chunk_bytes)))
+    read = by_tag(read, [Q_TAG, STATS, *job.specs], "Route")
+    qdate = s.logical_date or now.strftime("%Y-%m-%d")
+    q_receipts = read[Q_TAG] | "WriteQuarantine" >> beam.ParDo(
+        WriteParquet(staging, "quarantine", QUARANTINE, stage.run_columns, fixed_date=qdate))
+    receipts = job.build(stage, {k: read[k] for k in job.specs}) + [q_receipts, read[STATS]]
+    _ = (receipts | "AllReceipts" >> beam.Flatten() | "WriteReceipts" >> beam.ParDo(WriteReceipt(staging)))
+
+    stop = threading.Event()
+    prog = threading.Thread(target=_progress_loop, args=(staging, len(all_files), stop, s.progress), daemon=True)
+    prog.start()
+    t_run = time.monotonic()
+    try:
+        result = p.run()
+        result.wait_until_finish()
+    finally:
+        stop.set()
+        prog.join()
+    t_pipe = time.monotonic() - t_run
+
+    inputs, outputs = manifest.collect_receipts(staging)
+    seen = {i["uri"] for i in inputs}
+    missing = [f.uri for f in all_files if f.uri not in seen]
+    if missing:
+        raise manifest.AccountingError(f"no read receipt for {len(missing)} input file(s), e.g. {missing[0]}")
+    t_c = time.monotonic()
+    owned = {o["date"] for o in outputs}
+    doc = manifest.build(
+        run_id=run_id, source=job.source, pipeline_version=__version__, rules=job.rules,
+        now=now.isoformat(), logical_date=s.logical_date, inputs=inputs, outputs=outputs,
+        timings={"pipeline_s": round(t_pipe, 3), "total_s": None}, runner=runner_name(opts),
+        extra={**job.extra_manifest, "n_buckets": stage.n_buckets, "recovered": recovered})
+    if not doc["accounting"]["ok"]:
+        bad = [f for f in doc["accounting"]["files"] if not f["ok"]]
+        first = bad[0] if bad else {"uri": doc["accounting"]["rows_from_unlisted_inputs"][0]}
+        raise manifest.AccountingError(
+            f"counts do not add up for {first['uri']}: {first}; staging kept at {staging}")
+    doc["timings"]["total_s"] = round(time.monotonic() - t0, 3)
+    doc["committed_partitions"] = sorted(f"{t}/date={d}" for t in job.tables | {"quarantine": None} for d in owned)
+    commit.commit(out, staging, run_id, list(job.tables) + ["quarantine"], owned, doc)
+    doc["timings"]["commit_s"] = round(time.monotonic() - t_c, 3)
+    return doc

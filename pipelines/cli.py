@@ -1,0 +1,65 @@
+"""`hexsieve` command line: a thin layer over library functions.
+
+Each command group lives in its own module and is listed in COMMAND_MODULES;
+every module exposes `commands: list[click.Command]`.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import warnings
+
+import click
+
+COMMAND_MODULES = [
+    "pipelines.cli_core",
+]
+
+
+def _quiet_beam() -> None:
+    """Beam import chatter (GCP clients, pickling notes) is noise for CLI users."""
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("apache_beam", "root", "distributed", "dask", "bokeh", "tornado"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.basicConfig(level=logging.ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hexsieve")
+def cli() -> None:
+    """hexsieve: validate DePIN data with H3 and write provenance-tagged Parquet."""
+
+
+def _load() -> None:
+    for name in COMMAND_MODULES:
+        mod = importlib.import_module(name)
+        for cmd in mod.commands:
+            cli.add_command(cmd)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _quiet_beam()
+    _load()
+    from transforms.fileio import InputError
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except InputError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Synthetic, realistic input generators (sample data and benchmarks)."""

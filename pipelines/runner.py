@@ -1,0 +1,49 @@
+"""Runner choice and Beam options.
+
+`--runner direct|dask` is hexsieve's short form; raw Beam flags pass through
+untouched. The DaskRunner is only registered under its full dotted name, so the
+short names are mapped here.
+"""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER, "direct": "DirectRunner",
+           "directrunner": "DirectRunner"}
+
+
+def normalise_runner_flags(args: list[str]) -> list[str]:
+    out = []
+    for a in args:
+        if a.startswith("--runner="):
+            name = a.split("=", 1)[1]
+            a = f"--runner={ALIASES.get(name.lower(), name)}"
+        out.append(a)
+    return out
+
+
+def pipeline_options(beam_args: list[str], n_tasks: int = 1) -> PipelineOptions:
+    args = normalise_runner_flags(list(beam_args))
+    opts = PipelineOptions(args)
+    std = opts.view_as(StandardOptions)
+    if std.runner is None:
+        std.runner = "DirectRunner"
+    if "Dask" in str(std.runner):
+        from apache_beam.runners.dask.dask_runner import DaskOptions  # noqa: F401 (registers flags)
+        d = opts.get_all_options()
+        if not d.get("npartitions") and not d.get("partition_size"):
+            # Create() packs 128 items per Dask partition by default: one
+            # partition would read every file serially. One file per partition.
+            opts = PipelineOptions(args + [f"--dask_npartitions={max(1, n_tasks)}"])
+    else:
+        direct = opts.view_as(DirectOptions)
+        if not any(a.startswith("--direct_num_workers") for a in args):
+            direct.direct_num_workers = 2
+            direct.direct_running_mode = "multi_threading"
+    return opts
+
+
+def runner_name(opts: PipelineOptions) -> str:
+    r = str(opts.view_as(StandardOptions).runner)
+    return "dask" if "Dask" in r else ("direct" if "Direct" in r else r)

@@ -1,0 +1,1 @@
+"""Reusable, Beam-free validation logic (and the Beam transforms that wrap it)."""

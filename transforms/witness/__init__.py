@@ -1,0 +1,1 @@
+"""Helium proof-of-coverage: beacon and witness verification."""

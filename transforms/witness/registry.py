@@ -1,0 +1,103 @@
+"""Gateway registry, deny list and entropy tables, normalised once per run.
+
+The registry is loaded by the driver (so a bad file fails before any worker
+starts) and written as one normalised Parquet file into the run's staging
+area; workers load that file in `DoFn.setup`, which works on every runner and
+avoids pickling it into each task.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.witness import DENYLIST, ENTROPY, GATEWAY_REGISTRY
+from transforms import h3util
+from transforms.fileio import InputError
+from transforms.tables import read_table, require_columns
+
+REGISTRY_NORMAL = pa.schema(list(GATEWAY_REGISTRY) + [
+    pa.field("lat", pa.float64()), pa.field("lng", pa.float64())])
+
+
+def _cast(t: pa.Table, name: str, typ: pa.DataType, uri: str) -> pa.Array:
+    col = t.column(name) if name in t.column_names else pa.nulls(t.num_rows, typ)
+    try:
+        return col.cast(typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise InputError(f"gateway registry: {uri}: column {name} is not {typ}: {e}") from None
+
+
+def load_registry(uri: str) -> tuple[pa.Table, list[dict]]:
+    """Return (normalised registry, problems). Problems are rows kept but
+    demoted (bad H3 → not asserted; duplicate keys → first kept); the run
+    manifest lists them so nothing is silently altered."""
+    t = read_table(uri, "gateway registry")
+    require_columns(t, ["pub_key", "location"], uri, "gateway registry")
+    problems: list[dict] = []
+    keys = t.column("pub_key").cast(pa.string())
+    cells, valid = h3util.parse_cells(t.column("location"))
+    for i in np.nonzero(~valid)[0][:1000]:
+        problems.append({"row": int(i) + 1, "pub_key": keys[int(i)].as_py(),
+                         "problem": f"location {t.column('location')[int(i)].as_py()!r} is not an H3 cell; treated as not asserted"})
+    cells = np.where(valid, cells, np.uint64(0))
+    loc = pa.array(cells, pa.uint64()).to_numpy()
+    loc_arr = pa.array(loc, pa.uint64(), mask=(loc == 0))
+    lat, lng = h3util.centers(cells)
+    full = _cast(t, "is_full_hotspot", pa.bool_(), uri)
+    if "is_full_hotspot" not in t.column_names:
+        full = pa.array(np.ones(t.num_rows, dtype=bool))
+    out = pa.table({
+        "pub_key": keys,
+        "location": loc_arr,
+        "gain": _cast(t, "gain", pa.int32(), uri),
+        "elevation": _cast(t, "elevation", pa.int32(), uri),
+        "region": _cast(t, "region", pa.string(), uri),
+        "is_full_hotspot": full,
+        "lat": pa.array(lat), "lng": pa.array(lng),
+    }, schema=REGISTRY_NORMAL)
+    null_keys = pc.is_null(out.column("pub_key")).to_numpy(zero_copy_only=False)
+    if null_keys.any():
+        problems.append({"row": int(np.nonzero(null_keys)[0][0]) + 1, "pub_key": None,
+                         "problem": f"{int(null_keys.sum())} row(s) without pub_key dropped"})
+        out = out.filter(pa.array(~null_keys))
+    _, first = np.unique(out.column("pub_key").to_numpy(zero_copy_only=False), return_index=True)
+    if len(first) < out.num_rows:
+        problems.append({"row": None, "pub_key": None,
+                         "problem": f"{out.num_rows - len(first)} duplicate pub_key row(s); first kept"})
+        out = out.take(pa.array(np.sort(first)))
+    return out, problems
+
+
+def load_denylist(uri: str | None) -> pa.Table:
+    if not uri:
+        return DENYLIST.empty_table()
+    t = read_table(uri, "deny list")
+    require_columns(t, ["pub_key"], uri, "deny list")
+    wk = t.column("witness_key").cast(pa.string()) if "witness_key" in t.column_names else pa.nulls(t.num_rows, pa.string())
+    return pa.table({"pub_key": t.column("pub_key").cast(pa.string()), "witness_key": wk}, schema=DENYLIST)
+
+
+def load_entropy(uri: str | None) -> pa.Table | None:
+    if not uri:
+        return None
+    t = read_table(uri, "entropy")
+    require_columns(t, ["data", "timestamp"], uri, "entropy")
+    return pa.table({"data": t.column("data").cast(pa.string()),
+                     "timestamp": t.column("timestamp").cast(pa.int64())}, schema=ENTROPY)
+
+
+def lookup(keys: pa.Array | pa.ChunkedArray, registry: pa.Table) -> np.ndarray:
+    """Registry row index per key, -1 when absent (hash lookup, vectorized)."""
+    idx = pc.index_in(keys, value_set=registry.column("pub_key").combine_chunks())
+    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def gather(registry: pa.Table, idx: np.ndarray, col: str, fill) -> np.ndarray:
+    """Registry column values at idx (−1 → fill)."""
+    arr = registry.column(col)
+    if len(arr) == 0:
+        return np.full(len(idx), fill)
+    vals = pc.fill_null(arr, fill).to_numpy(zero_copy_only=False)
+    out = vals[np.clip(idx, 0, None)]
+    return np.where(idx >= 0, out, fill)

@@ -1,0 +1,255 @@
+"""Vectorized beacon and witness verification over one bucket of reports.
+
+Beacons are verified in buckets keyed by the beaconer (the 6-hour schedule
+rule needs all beacons of a gateway together); witnesses in buckets keyed by
+payload, joined to the verified beacons of the same bucket. Both functions are
+pure: Arrow tables in, Arrow tables out, so batch and streaming share them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.provenance import SOURCE_FIELDS
+from schemas.witness import BEACON_OUT, RAW_BEACON, RAW_WITNESS, WITNESS_OUT
+from transforms import h3util
+from transforms.rules import Constants, evaluate, reasons_from_matrix, verdicts
+from transforms.witness.registry import gather, lookup
+from transforms.witness.rules import BEACON_RULES, WITNESS_RULES
+
+_SRC = [f.name for f in SOURCE_FIELDS]
+_B64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+def _np(col, fill=0, dtype=None):
+    a = pc.fill_null(col, fill).to_numpy(zero_copy_only=False)
+    return a.astype(dtype) if dtype is not None else a
+
+
+def source_order(t: pa.Table) -> np.ndarray:
+    """Row order by (source_uri, source_record): deterministic across runners."""
+    return np.asarray(pc.sort_indices(t, [("source_uri", "ascending"), ("source_record", "ascending")]))
+
+
+def _denied(keys, deny: pa.Table) -> np.ndarray:
+    solo = deny.filter(pc.is_null(deny.column("witness_key")))
+    if solo.num_rows == 0:
+        return np.zeros(len(keys), dtype=bool)
+    return _np(pc.is_in(keys, value_set=solo.column("pub_key").combine_chunks()), False, bool)
+
+
+def verify_beacons(beacons: pa.Table, registry: pa.Table, deny: pa.Table, entropy: pa.Table | None,
+                   consts: Constants, now_ms: int) -> pa.Table:
+    """All beacons of some set of gateways → beacons with verdict and reasons."""
+    t = beacons.take(pa.array(source_order(beacons))) if beacons.num_rows else beacons
+    n = t.num_rows
+    keys = t.column("pub_key")
+    reg = lookup(keys, registry)
+    received = _np(t.column("received_timestamp"), 0, np.int64)
+    # Irregular interval: a later beacon of the same gateway in the same fixed bucket.
+    bucket = received // int(consts["beacon_interval_ms"])
+    key_codes = _np(pc.dictionary_encode(keys).combine_chunks().indices, 0, np.int64) if n else np.zeros(0, np.int64)
+    order = np.lexsort((np.arange(n), received, key_codes))
+    ks, bs = key_codes[order], bucket[order]
+    later = np.zeros(n, dtype=bool)
+    later[1:] = (ks[1:] == ks[:-1]) & (bs[1:] == bs[:-1])
+    irregular = np.zeros(n, dtype=bool)
+    irregular[order] = later
+    entropy_start = np.full(n, -1, dtype=np.int64)
+    if entropy is not None:
+        idx = _np(pc.index_in(t.column("remote_entropy"), value_set=entropy.column("data").combine_chunks()), -1, np.int64)
+        ts = entropy.column("timestamp").to_numpy()
+        entropy_start = np.where(idx >= 0, ts[np.clip(idx, 0, None)] if len(ts) else -1, -1)
+    ctx = {
+        "reg": reg,
+        "cell": gather(registry, reg, "location", 0).astype(np.uint64),
+        "full": gather(registry, reg, "is_full_hotspot", False).astype(bool),
+        "denied": _denied(keys, deny),
+        "irregular": irregular,
+        "entropy_checked": np.full(n, entropy is not None),
+        "entropy_start": entropy_start,
+        "received": received,
+        "device_ms": _np(t.column("timestamp"), 0, np.int64) // 1_000_000,
+        "now_ms": np.int64(now_ms),
+    }
+    m = evaluate(BEACON_RULES, ctx, consts, n)
+    reasons = reasons_from_matrix(BEACON_RULES, m)
+    cell = ctx["cell"]
+    return t.append_column("beaconer_cell", pa.array(cell, pa.uint64(), mask=cell == 0)) \
+            .append_column("beaconer_region", pa.array(gather(registry, reg, "region", None), pa.string())) \
+            .append_column("verdict", verdicts(reasons)) \
+            .append_column("reasons", reasons)
+
+
+def _join_to_beacons(w: pa.Table, b: pa.Table, window_ms: int) -> np.ndarray:
+    """Index into `b` of each witness's beacon (same payload, nearest receipt in window), -1 if none."""
+    nw = w.num_rows
+    if nw == 0 or b.num_rows == 0:
+        return np.full(nw, -1, dtype=np.int64)
+    left = pa.table({"data": w.column("data"), "_wi": pa.array(np.arange(nw))})
+    right = pa.table({"data": b.column("data"), "_bi": pa.array(np.arange(b.num_rows))})
+    j = left.join(right, "data", join_type="inner")
+    if j.num_rows == 0:
+        return np.full(nw, -1, dtype=np.int64)
+    wi = j.column("_wi").to_numpy()
+    bi = j.column("_bi").to_numpy()
+    wr = _np(w.column("received_timestamp"), 0, np.int64)[wi]
+    br = _np(b.column("received_timestamp"), 0, np.int64)[bi]
+    dt = np.abs(wr - br)
+    ok = dt <= window_ms
+    wi, bi, dt = wi[ok], bi[ok], dt[ok]
+    order = np.lexsort((bi, dt, wi))
+    wi, bi = wi[order], bi[order]
+    first = np.ones(len(wi), dtype=bool)
+    first[1:] = wi[1:] != wi[:-1]
+    out = np.full(nw, -1, dtype=np.int64)
+    out[wi[first]] = bi[first]
+    return out
+
+
+def _group_first(group: np.ndarray, key: np.ndarray, *sort_keys: np.ndarray) -> np.ndarray:
+    """True for rows that come after the first in their (group, key), ordered by sort_keys."""
+    n = len(group)
+    order = np.lexsort(tuple(reversed(sort_keys)) + (key, group)) if n else np.zeros(0, np.int64)
+    g, k = group[order], key[order]
+    later = np.zeros(n, dtype=bool)
+    later[1:] = (g[1:] == g[:-1]) & (k[1:] == k[:-1])
+    out = np.zeros(n, dtype=bool)
+    out[order] = later
+    return out
+
+
+def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table, deny: pa.Table,
+                     consts: Constants, now_ms: int) -> tuple[pa.Table, pa.Table]:
+    """Verified beacons + raw witnesses of one payload bucket → (witness rows, beacon rows)."""
+    b = beacons.take(pa.array(source_order(beacons))) if beacons.num_rows else beacons
+    w = witnesses.take(pa.array(source_order(witnesses))) if witnesses.num_rows else witnesses
+    nw, nb = w.num_rows, b.num_rows
+    bi = _join_to_beacons(w, b, int(consts["join_window_ms"]))
+    has = bi >= 0
+    bsafe = np.clip(bi, 0, None)
+
+    def bcol(name, fill, dtype=None):
+        if nb == 0:
+            return np.full(nw, fill, dtype=dtype or object)
+        v = _np(b.column(name), fill, dtype)[bsafe]
+        return np.where(has, v, fill)
+
+    wkeys = w.column("pub_key")
+    reg = lookup(wkeys, registry)
+    received = _np(w.column("received_timestamp"), 0, np.int64)
+    b_received = bcol("received_timestamp", 0, np.int64)
+    # First witness receipt per beacon (over every witness report of the PoC).
+    first = np.full(max(nb, 1), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, bi[has], received[has])
+    first_witness = np.where(has, first[bsafe], 0)
+    b_key = bcol("pub_key", "", None).astype(object)
+    b_reg = lookup(pa.array(b_key, pa.string()), registry)
+    w_cell = gather(registry, reg, "location", 0).astype(np.uint64)
+    b_cell = gather(registry, b_reg, "location", 0).astype(np.uint64)
+    w_lat, w_lng = gather(registry, reg, "lat", np.nan), gather(registry, reg, "lng", np.nan)
+    b_lat, b_lng = gather(registry, b_reg, "lat", np.nan), gather(registry, b_reg, "lng", np.nan)
+    pair_known = has & (reg >= 0) & (b_reg >= 0) & (w_cell != 0) & (b_cell != 0)
+    dist = np.where(pair_known, np.rint(h3util.haversine_m(b_lat, b_lng, w_lat, w_lng)), 0).astype(np.int64)
+    # Grid distance only where it can be below the threshold: far pairs are far.
+    res = int(consts["min_distance_res"])
+    grid = np.full(nw, np.iinfo(np.int64).max, dtype=np.int64)
+    near = pair_known & (dist < 5_000)
+    if near.any():
+        g = h3util.grid_distance(h3util.parent(b_cell[near], res), h3util.parent(w_cell[near], res))
+        grid[near] = np.where(g < 0, -1, g)
+    freq_b = bcol("frequency", 0, np.float64)
+    tx = bcol("tx_power", 0, np.float64)
+    gain_b = np.floor_divide(gather(registry, b_reg, "gain", 0).astype(np.int64), 10)
+    gain_w = np.floor_divide(gather(registry, reg, "gain", 0).astype(np.int64), 10)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fspl = 20 * np.log10(4 * math.pi * dist * freq_b / float(consts["speed_of_light_mps"]))
+        max_rssi = tx + gain_b + gain_w - fspl
+    max_rssi = np.where(pair_known & (dist > 0), max_rssi, np.nan)
+    data = w.column("data")
+    bad_payload = ~_np(pc.match_substring_regex(data, _B64), False, bool) | \
+        _np(pc.equal(pc.utf8_length(data), 0), True, bool)
+    wkey_codes = _np(pc.dictionary_encode(wkeys).combine_chunks().indices, 0, np.int64) if nw else np.zeros(0, np.int64)
+    dup = has & _group_first(bi, wkey_codes, received, np.arange(nw))
+    # Edge deny list: (beaconer, witness) pairs.
+    edges = deny.filter(pc.is_valid(deny.column("witness_key")))
+    if edges.num_rows:
+        pair = pc.binary_join_element_wise(pa.array(b_key, pa.string()), wkeys, "\x1f")
+        eset = pc.binary_join_element_wise(edges.column("pub_key"), edges.column("witness_key"), "\x1f")
+        denied_edge = has & _np(pc.is_in(pair, value_set=eset.combine_chunks()), False, bool)
+    else:
+        denied_edge = np.zeros(nw, dtype=bool)
+    ctx = {
+        "beacon": bi, "bad_payload": bad_payload, "reg": reg, "cell": w_cell,
+        "full": gather(registry, reg, "is_full_hotspot", False).astype(bool),
+        "denied": _denied(wkeys, deny), "denied_edge": denied_edge,
+        "self": has & (np.asarray(wkeys.to_numpy(zero_copy_only=False), dtype=object) == b_key),
+        "received": received, "beacon_received": b_received, "first_witness": first_witness,
+        "frequency": _np(w.column("frequency"), 0, np.float64), "beacon_frequency": freq_b,
+        "pair_known": pair_known,
+        "region": gather(registry, reg, "region", "").astype(object),
+        "beacon_region": gather(registry, b_reg, "region", "").astype(object),
+        "grid_distance": grid, "distance_m": dist,
+        "signal_dbm": _np(w.column("signal"), 0, np.float64) / 10.0, "max_rssi": max_rssi,
+        "duplicate": dup,
+        "device_ms": _np(w.column("timestamp"), 0, np.int64) // 1_000_000,
+        "now_ms": np.int64(now_ms),
+    }
+    m = evaluate(WITNESS_RULES, ctx, consts, nw)
+    # A witness of an invalid beacon inherits the beacon's reasons first.
+    if nb:
+        b_reasons = b.column("reasons").combine_chunks()
+        inherited = b_reasons.take(pa.array(bi, mask=~has))
+        inherited = pc.if_else(pc.is_null(inherited), pa.scalar([], pa.list_(pa.string())), inherited)
+    else:
+        inherited = pa.array([[]] * nw, pa.list_(pa.string()))
+    reasons = reasons_from_matrix(WITNESS_RULES, m, prefix=inherited)
+    verdict = verdicts(reasons)
+    beacon_bad = _np(pc.greater(pc.list_value_length(inherited), 0), False, bool)
+    valid = _np(pc.equal(verdict, "valid"), False, bool)
+    # Selection: the first N valid witnesses of each beacon by receipt.
+    rank_grp = np.where(valid, bi, -1)
+    order = np.lexsort((np.arange(nw), received, rank_grp))
+    g = rank_grp[order]
+    start = np.ones(nw, dtype=bool)
+    start[1:] = g[1:] != g[:-1]
+    idx = np.arange(nw)
+    first_pos = np.maximum.accumulate(np.where(start, idx, 0))
+    rank = np.empty(nw, dtype=np.int64)
+    rank[order] = idx - first_pos
+    selected = valid & (rank < int(consts["max_selected_witnesses"]))
+
+    lag = np.where(b_received <= first_witness, received - b_received, received - first_witness)
+    out = {f.name: w.column(f.name) for f in RAW_WITNESS}
+    out.update({
+        "beacon_pub_key": pa.array(b_key, pa.string(), mask=~has),
+        "beacon_received_timestamp": pa.array(b_received, pa.int64(), mask=~has),
+        "beacon_record_sha256": pa.array(bcol("record_sha256", "", None).astype(object), pa.string(), mask=~has),
+        "beaconer_cell": pa.array(b_cell, pa.uint64(), mask=b_cell == 0),
+        "witness_cell": pa.array(w_cell, pa.uint64(), mask=w_cell == 0),
+        "distance_m": pa.array(dist, pa.int64(), mask=~pair_known),
+        "expected_max_rssi_dbm": pa.array(max_rssi, pa.float64(), mask=np.isnan(max_rssi)),
+        "lag_ms": pa.array(lag, pa.int64(), mask=~has),
+        "selected": pa.array(selected),
+        "participant_side": pa.array(np.where(beacon_bad, "beaconer", "witness"), pa.string()),
+        "verdict": verdict, "reasons": reasons,
+    })
+    for c in _SRC:
+        out[c] = w.column(c)
+    names = [f.name for f in WITNESS_OUT if f.name in out]
+    wt = pa.table({k: out[k] for k in names})
+    # Beacon rows, with the number of witness reports joined to each.
+    counts = np.bincount(bi[has], minlength=nb).astype(np.int32) if nb else np.zeros(0, np.int32)
+    bt = b.append_column("witness_count", pa.array(counts, pa.int32()))
+    bt = bt.select([f.name for f in BEACON_OUT if f.name in bt.column_names])
+    return wt, bt
+
+
+def empty_verified_beacons() -> pa.Table:
+    fields = list(RAW_BEACON) + list(SOURCE_FIELDS) + [
+        BEACON_OUT.field("beaconer_cell"), BEACON_OUT.field("beaconer_region"),
+        BEACON_OUT.field("verdict"), BEACON_OUT.field("reasons")]
+    return pa.schema(fields).empty_table()
