@@ -137,7 +137,12 @@ def execute(job: BatchJob, s: RunSettings) -> dict:
     t_run = time.monotonic()
     try:
         result = p.run()
-        result.wait_until_finish()
+        try:
+            result.wait_until_finish()
+        finally:
+            client = getattr(result, "client", None)  # the DaskRunner's own client
+            if client is not None:
+                client.close()
     finally:
         stop.set()
         prog.join()

@@ -15,6 +15,7 @@ import click
 
 COMMAND_MODULES = [
     "pipelines.cli_core",
+    "pipelines.cli_batch",
 ]
 
 

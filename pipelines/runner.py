@@ -47,3 +47,50 @@ def pipeline_options(beam_args: list[str], n_tasks: int = 1) -> PipelineOptions:
 def runner_name(opts: PipelineOptions) -> str:
     r = str(opts.view_as(StandardOptions).runner)
     return "dask" if "Dask" in r else ("direct" if "Direct" in r else r)
+
+
+class _NoCluster:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def runner_context(runner: str, dask_address: str | None, dask_workers: int | None, beam_args: list[str]):
+    """Yield the Beam args for the chosen runner, owning a local dask cluster if asked."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        args = list(beam_args)
+        explicit = any(a.startswith("--runner") for a in args)
+        if runner == "dask" or any("Dask" in a or a == "--runner=dask" for a in args if a.startswith("--runner")):
+            if not explicit:
+                args.append("--runner=dask")
+            if dask_address:
+                args.append(f"--dask_client_address={dask_address}")
+                yield args
+                return
+            if not any(a.startswith("--dask_client_address") for a in args):
+                from dask.distributed import LocalCluster
+                import dask
+                import logging
+                # Workers inherit this config: keeps their Beam import chatter out of the terminal.
+                dask.config.set({"distributed.worker.daemon": False,
+                                 "logging": {"version": 1, "disable_existing_loggers": False,
+                                             "root": {"level": "ERROR"},
+                                             "loggers": {"distributed": {"level": "ERROR"}}}})
+                for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
+                             "distributed.http.proxy", "distributed.client"):
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
+                with LocalCluster(n_workers=dask_workers or 2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.CRITICAL) as cluster:
+                    yield args + [f"--dask_client_address={cluster.scheduler_address}"]
+                return
+            yield args
+            return
+        if dask_address or dask_workers:
+            raise ValueError("--dask-address/--dask-workers need --runner dask")
+        yield args
+    return ctx()

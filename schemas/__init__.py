@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from schemas import quarantine, witness
+from schemas import imagery, quarantine, witness
 
 SCHEMAS: dict[str, pa.Schema] = {
     "raw_beacon": witness.RAW_BEACON,
@@ -17,6 +17,9 @@ SCHEMAS: dict[str, pa.Schema] = {
     "beacon": witness.BEACON_OUT,
     "witness": witness.WITNESS_OUT,
     "quarantine": quarantine.QUARANTINE,
+    "raw_frame": imagery.RAW_FRAME,
+    "device_registry": imagery.DEVICE_REGISTRY,
+    "imagery": imagery.IMAGERY_OUT,
 }
 
 

@@ -12,8 +12,9 @@ import hashlib
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -85,15 +86,52 @@ class FileStats:
         return dict(self.__dict__)
 
 
-def _parse_block(lines: list[bytes], schema: pa.Schema) -> pa.Table:
-    buf = b"\n".join(lines)
+def _read_block(buf: bytes, nlines: int, schema: pa.Schema) -> pa.Table:
     opts = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore",
                                newlines_in_values=False)
     ropts = pajson.ReadOptions(use_threads=True, block_size=max(1 << 20, min(len(buf) + 1, 64 << 20)))
     t = pajson.read_json(io.BytesIO(buf), read_options=ropts, parse_options=opts)
-    if t.num_rows != len(lines):
-        raise pa.ArrowInvalid(f"expected {len(lines)} rows, parsed {t.num_rows}")
+    if t.num_rows != nlines:
+        raise pa.ArrowInvalid(f"expected {nlines} rows, parsed {t.num_rows}")
     return t
+
+
+_KIND_ERROR = re.compile(r"Column\(/([^)/]+)\) changed from")
+
+
+def _parse_block(lines: list[bytes], schema: pa.Schema,
+                 alternatives: Mapping[str, tuple] | None = None) -> pa.Table:
+    """Parse a block with `schema`; when it fails because a column with
+    alternatives arrived in another JSON kind, retry that column with its next
+    alternative (guided by pyarrow's error), then convert back to the primary
+    type. A block mixing kinds in one column still fails and is bisected."""
+    buf = b"\n".join(lines)
+    choice: dict[str, int] = {}
+    current = schema
+    while True:
+        try:
+            t = _read_block(buf, len(lines), current)
+            break
+        except pa.ArrowInvalid as e:
+            m = _KIND_ERROR.search(str(e)) if alternatives else None
+            name = m.group(1) if m else None
+            if name not in (alternatives or {}) or choice.get(name, -1) + 1 >= len(alternatives[name]):
+                raise
+            choice[name] = choice.get(name, -1) + 1
+            i = current.get_field_index(name)
+            current = current.set(i, pa.field(name, alternatives[name][choice[name]][0], nullable=True))
+    for name, k in choice.items():
+        i = t.schema.get_field_index(name)
+        t = t.set_column(i, schema.field(name), _conform(t.column(i), alternatives[name][k], schema.field(name).type))
+    return t
+
+
+def _conform(col, alternative: tuple, primary: pa.DataType):
+    """An alternatively-typed column, converted to the primary parse type."""
+    convert = alternative[1]
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return convert(col) if convert is not None else col.cast(primary)
 
 
 def _classify(line: bytes) -> tuple[str, str] | None:
@@ -111,11 +149,12 @@ def _classify(line: bytes) -> tuple[str, str] | None:
     return None
 
 
-def _parse_tolerant(lines: list[bytes], nums: list[int], schema: pa.Schema, bad: Bad
+def _parse_tolerant(lines: list[bytes], nums: list[int], schema: pa.Schema, bad: Bad,
+                    alternatives: Mapping[str, tuple] | None = None
                     ) -> tuple[list[pa.Table], list[np.ndarray]]:
     """Parse lines; returns (tables, row-index arrays into `lines`) of the good ones."""
     try:
-        return [_parse_block(lines, schema)], [np.arange(len(lines))]
+        return [_parse_block(lines, schema, alternatives)], [np.arange(len(lines))]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     ok_idx = []
@@ -132,7 +171,7 @@ def _parse_tolerant(lines: list[bytes], nums: list[int], schema: pa.Schema, bad:
             return
         sub = [lines[i] for i in idx]
         try:
-            tables.append(_parse_block(sub, schema))
+            tables.append(_parse_block(sub, schema, alternatives))
             idxs.append(np.array(idx))
             return
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
@@ -247,6 +286,7 @@ def iter_jsonl(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
                chunk_bytes: int = 16 << 20) -> Iterator[pa.Table]:
     """Yield canonical tables (one per ~chunk_bytes of text) from a JSON Lines file."""
     schema = spec.parse_schema()
+    alternatives = spec.alternatives()
     line_no = 0
     carry = b""
     stream = fileio.iter_bytes(uri, decompress=True, size=chunk_bytes)
@@ -265,7 +305,7 @@ def iter_jsonl(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
             return
         stats.records += len(keep)
         # A single line beyond the JSON block limit is still one record: try it alone.
-        tables, idxs = _parse_tolerant(keep, nums, schema, bad)
+        tables, idxs = _parse_tolerant(keep, nums, schema, bad, alternatives)
         numarr = np.array(nums, dtype=np.int64)
         for t, idx in zip(tables, idxs):
             raws = [keep[i] for i in idx]
@@ -343,13 +383,28 @@ def iter_parquet(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Ba
 def _cast_columns(t: pa.Table, spec: SourceSpec) -> pa.Table:
     cols = {}
     ps = spec.parse_schema()
+    alternatives = spec.alternatives()
     for f in ps:
         if f.name in t.column_names:
             col = t.column(f.name)
             if col.type != f.type:
-                col = col.cast(f.type)  # safe cast: overflow / bad text raises
+                col = _cast_or_alternative(col, f, alternatives.get(f.name, ()))
             cols[f.name] = col
     return pa.table(cols) if cols else pa.table({spec.schema[0].name: pa.nulls(t.num_rows, spec.schema[0].type)})
+
+
+def _cast_or_alternative(col, f: pa.Field, alternatives: tuple):
+    """Safe cast to the parse type (overflow / bad text raises); a column stored
+    as one of the field's alternative types goes through its converter."""
+    try:
+        return col.cast(f.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        for alt in alternatives:
+            try:
+                return _conform(col.cast(alt[0]), alt, f.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                continue
+        raise
 
 
 def is_parquet(uri: str) -> bool:

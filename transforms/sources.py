@@ -15,6 +15,10 @@ import pyarrow as pa
 # It returns (table, bad_mask or None, messages for the bad rows or None).
 Normalizer = Callable[[pa.Table], "tuple[pa.Table, object, object]"]
 
+# An alternative parse type for a field and the converter from it to the
+# field's primary parse type (None = plain cast).
+Alternative = tuple[pa.DataType, "Callable[[pa.Array], pa.Array] | None"]
+
 
 @dataclass(frozen=True)
 class SourceSpec:
@@ -26,6 +30,11 @@ class SourceSpec:
     # accepted as ISO text or epoch number is parsed as string).
     parse_types: Mapping[str, pa.DataType] = field(default_factory=dict)
     normalize: Normalizer | None = None
+    # pyarrow.json does not coerce between JSON kinds (an explicit string
+    # field given a number fails the block), so a field that may arrive as
+    # "text or number" or "object or number" lists alternative parse types,
+    # tried only when a block fails on that very column.
+    parse_alternatives: Mapping[str, tuple[Alternative, ...]] = field(default_factory=dict)
     event_time: str | None = None       # canonical column holding event time (ms)
     event_time_unit: str = "ms"
 
@@ -44,6 +53,15 @@ class SourceSpec:
             flat.append(pa.field(self.nested_key, pa.struct(
                 [pa.field(f.name, f.type, nullable=True) for f in flat]), nullable=True))
         return pa.schema(flat)
+
+    def alternatives(self) -> dict[str, tuple[Alternative, ...]]:
+        """Alternatives per parse-schema column; an alias without its own parse
+        type shares its canonical field's alternatives, as it shares its type."""
+        out = {k: tuple(v) for k, v in self.parse_alternatives.items()}
+        for alias, canon in self.aliases.items():
+            if alias not in out and alias not in self.parse_types and canon in out:
+                out[alias] = out[canon]
+        return out
 
     def required(self) -> list[str]:
         return [f.name for f in self.schema if not f.nullable]

@@ -34,6 +34,19 @@ def source_order(t: pa.Table) -> np.ndarray:
     return np.asarray(pc.sort_indices(t, [("source_uri", "ascending"), ("source_record", "ascending")]))
 
 
+def free_space_ceiling_dbm(tx_power_dbm, gain_b_dbi10, gain_w_dbi10, distance_m, frequency_hz,
+                           speed_of_light_mps=2.998e8):
+    """Strongest signal a witness can honestly report: tx power plus both
+    antenna gains (dBi×10, truncated to whole dB like the reference) minus the
+    free-space path loss 20·log10(4π·d·f/c)."""
+    gb = np.floor_divide(np.asarray(gain_b_dbi10, dtype=np.int64), 10)
+    gw = np.floor_divide(np.asarray(gain_w_dbi10, dtype=np.int64), 10)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fspl = 20 * np.log10(4 * math.pi * np.asarray(distance_m, dtype=np.float64)
+                             * np.asarray(frequency_hz, dtype=np.float64) / float(speed_of_light_mps))
+    return np.asarray(tx_power_dbm, dtype=np.float64) + gb + gw - fspl
+
+
 def _denied(keys, deny: pa.Table) -> np.ndarray:
     solo = deny.filter(pc.is_null(deny.column("witness_key")))
     if solo.num_rows == 0:
@@ -163,11 +176,8 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
         grid[near] = np.where(g < 0, -1, g)
     freq_b = bcol("frequency", 0, np.float64)
     tx = bcol("tx_power", 0, np.float64)
-    gain_b = np.floor_divide(gather(registry, b_reg, "gain", 0).astype(np.int64), 10)
-    gain_w = np.floor_divide(gather(registry, reg, "gain", 0).astype(np.int64), 10)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fspl = 20 * np.log10(4 * math.pi * dist * freq_b / float(consts["speed_of_light_mps"]))
-        max_rssi = tx + gain_b + gain_w - fspl
+    max_rssi = free_space_ceiling_dbm(tx, gather(registry, b_reg, "gain", 0), gather(registry, reg, "gain", 0),
+                                      dist, freq_b, consts["speed_of_light_mps"])
     max_rssi = np.where(pair_known & (dist > 0), max_rssi, np.nan)
     data = w.column("data")
     bad_payload = ~_np(pc.match_substring_regex(data, _B64), False, bool) | \

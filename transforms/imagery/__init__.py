@@ -1,0 +1,1 @@
+"""Dashcam imagery metadata: per-frame and per-sequence verification."""
