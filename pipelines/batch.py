@@ -20,12 +20,12 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import __version__, commit, manifest
+from pipelines import __version__, commit, locks, manifest
 from pipelines.runner import pipeline_options, runner_name
 from schemas.quarantine import QUARANTINE
 from transforms import fileio
 from transforms.beam.route import by_tag
-from transforms.beam.read import QUARANTINE as Q_TAG, STATS, ReadFiles
+from transforms.beam.read import QUARANTINE as Q_TAG, STATS, ReadFiles, quarantine_part, stats_receipt
 from transforms.beam.write import WriteParquet, WriteReceipt
 from transforms.sources import SourceSpec
 
@@ -59,6 +59,15 @@ class RunSettings:
     chunk_bytes: int = 16 << 20
     n_buckets: int | None = None
     progress: bool = False
+    # Scheduled runs: publish only this date's files in shared partitions
+    # (see commit.plan_tagged) instead of owning whole partitions.
+    commit_tag: str | None = None
+    # uri → the earlier input with identical bytes: quarantined as duplicate_file
+    duplicates: dict[str, str] = field(default_factory=dict)
+
+
+class RunInProgress(Exception):
+    """Another live process is running with the same run id."""
 
 
 @dataclass
@@ -108,10 +117,24 @@ def execute(job: BatchJob, s: RunSettings) -> dict:
     run_id = s.run_id or default_run_id(job.source, all_files, now)
     out = s.out.rstrip("/")
     staging = fileio.join(out, "_staging", run_id)
-    recovered = commit.recover(out, live=set())
+    # The run lock marks the staging area as live, so no concurrent recovery
+    # deletes it; taken before the staging exists.
+    run_lock = locks.run_lock(out, run_id)
+    try:
+        run_lock.acquire(wait=2.0)
+    except locks.Busy as e:
+        raise RunInProgress(f"another run with run id {run_id} is in progress (pid {e.pid or '?'})") from None
+    try:
+        return _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging)
+    finally:
+        run_lock.release()
+
+
+def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> dict:
+    recovered = commit.recover(out, live={run_id})
     if os.path.exists(staging):
         import shutil
-        shutil.rmtree(staging)
+        shutil.rmtree(staging)  # a dead attempt of this very run id
     os.makedirs(staging, exist_ok=True)
     stage = Stage(staging=staging, now_ms=int(now.timestamp() * 1000),
                   n_buckets=s.n_buckets or choose_buckets(sum(f.size for f in all_files)),
@@ -123,12 +146,13 @@ def execute(job: BatchJob, s: RunSettings) -> dict:
     tasks = [(k, f.uri) for k in sorted(files) for f in files[k]]
     read = (p | "ListFiles" >> beam.Create(tasks)
               | "Spread" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(ReadFiles(job.specs, s.chunk_bytes)))
-    read = by_tag(read, [Q_TAG, STATS, *job.specs], "Route")
+              | "Read" >> beam.ParDo(ReadFiles(job.specs, s.chunk_bytes, s.duplicates)))
+    read = by_tag(read, [Q_TAG, STATS, *job.specs], "Route", value_type=pa.Table)
     qdate = s.logical_date or now.strftime("%Y-%m-%d")
-    q_receipts = read[Q_TAG] | "WriteQuarantine" >> beam.ParDo(
+    q_receipts = read[Q_TAG] | "NameQuarantine" >> beam.Map(quarantine_part) | "WriteQuarantine" >> beam.ParDo(
         WriteParquet(staging, "quarantine", QUARANTINE, stage.run_columns, fixed_date=qdate))
-    receipts = job.build(stage, {k: read[k] for k in job.specs}) + [q_receipts, read[STATS]]
+    stats = read[STATS] | "StatsReceipts" >> beam.Map(stats_receipt)
+    receipts = job.build(stage, {k: read[k] for k in job.specs}) + [q_receipts, stats]
     _ = (receipts | "AllReceipts" >> beam.Flatten() | "WriteReceipts" >> beam.ParDo(WriteReceipt(staging)))
 
     stop = threading.Event()
@@ -167,6 +191,6 @@ def execute(job: BatchJob, s: RunSettings) -> dict:
             f"counts do not add up for {first['uri']}: {first}; staging kept at {staging}")
     doc["timings"]["total_s"] = round(time.monotonic() - t0, 3)
     doc["committed_partitions"] = sorted(f"{t}/date={d}" for t in job.tables | {"quarantine": None} for d in owned)
-    commit.commit(out, staging, run_id, list(job.tables) + ["quarantine"], owned, doc)
+    commit.commit(out, staging, run_id, list(job.tables) + ["quarantine"], owned, doc, tag=s.commit_tag)
     doc["timings"]["commit_s"] = round(time.monotonic() - t_c, 3)
     return doc

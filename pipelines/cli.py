@@ -15,7 +15,9 @@ import click
 
 COMMAND_MODULES = [
     "pipelines.cli_core",
+    "pipelines.cli_buyer",
     "pipelines.cli_batch",
+    "pipelines.cli_stream",
 ]
 
 

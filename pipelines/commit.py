@@ -9,16 +9,28 @@ partition. On local disks each swap is one `renameat2(RENAME_EXCHANGE)` call,
 so a reader sees the old or the new partition, never a mix. Object stores
 have no atomic directory rename; there the swap moves files one by one
 (documented in the README).
+
+Scheduled runs pass a `tag` (their logical date): then a partition is shared
+by every date whose rows fall in it (late or future event times), each file
+is named after the date that wrote it, and a run replaces only its own
+date's files in each partition, atomically, keeping the others (hard links).
+Without a tag a run owns whole partitions (the `batch` command).
+
+All commits, journal replays and prunes of one output root are serialised by
+`OUT/_locks/commit.lock`; a staging area is only ever cleaned by a process
+that holds its run's lock, so the staging of a live run is never touched.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import json
 import os
 import shutil
 
-from transforms import fileio
+from pipelines import locks
+from transforms import fileio, hooks
 
 JOURNAL = "COMMIT.json"
 _RENAME_EXCHANGE = 2
@@ -56,9 +68,58 @@ def plan(out: str, staging: str, tables: list[str], dates: set[str]) -> list[dic
     return ops
 
 
-def write_journal(staging: str, ops: list[dict], manifest: dict) -> None:
+def tag_prefix(tag: str) -> str:
+    """File-name prefix of the files a scheduled run of date `tag` publishes."""
+    return f"part-d{tag.replace('-', '')}-"
+
+
+def plan_tagged(out: str, staging: str, tables: list[str], tag: str, manifest: dict) -> list[dict]:
+    """Swaps for a run that owns only its date's files: every partition that
+    gets new files or holds files of an earlier run of the same date.
+
+    Staged files are renamed to `part-d<date>-<content hash>-<part>.parquet`
+    (manifest paths follow): the date says whose they are, the content hash
+    makes a stale directory listing fail loudly instead of mixing two runs.
+    Files of other dates are hard-linked into the staged partition, so the
+    swap publishes old and new together."""
+    prefix = tag_prefix(tag)
+    outputs = manifest.get("outputs", [])
+    h = hashlib.sha256("".join(sorted(o["sha256"] for o in outputs)).encode()).hexdigest()[:8]
+    for o in outputs:
+        d, name = os.path.split(o["path"])
+        if name.startswith(prefix):
+            continue
+        new = f"{prefix}{h}-{name.removeprefix('part-')}"
+        os.rename(os.path.join(staging, "data", o["path"]), os.path.join(staging, "data", d, new))
+        o["path"] = f"{d}/{new}"
+    ops = []
+    for table in sorted(tables):
+        parts = set()
+        sd, od = os.path.join(staging, "data", table), os.path.join(out, table)
+        if os.path.isdir(sd):
+            parts |= {n[5:] for n in os.listdir(sd) if n.startswith("date=")}
+        if os.path.isdir(od):
+            for n in os.listdir(od):
+                if n.startswith("date=") and os.path.isdir(os.path.join(od, n)) and \
+                        any(f.startswith(prefix) for f in os.listdir(os.path.join(od, n))):
+                    parts.add(n[5:])
+        for d in sorted(parts):
+            src, dst = os.path.join(sd, f"date={d}"), os.path.join(od, f"date={d}")
+            os.makedirs(src, exist_ok=True)
+            if os.path.isdir(dst):
+                for f in sorted(os.listdir(dst)):
+                    if f.endswith(".parquet") and not f.startswith(prefix):
+                        try:
+                            os.link(os.path.join(dst, f), os.path.join(src, f))
+                        except OSError:
+                            shutil.copy2(os.path.join(dst, f), os.path.join(src, f))
+            ops.append({"table": table, "date": d, "src": src, "dst": dst})
+    return ops
+
+
+def write_journal(staging: str, ops: list[dict], manifest: dict, token: str | None = None) -> None:
     fileio.write_bytes(os.path.join(staging, JOURNAL),
-                       json.dumps({"ops": ops, "manifest": manifest}, sort_keys=True).encode())
+                       json.dumps({"ops": ops, "manifest": manifest, "token": token}, sort_keys=True).encode())
 
 
 MARKER = "_committed_by"  # not *.parquet: invisible to readers' globs
@@ -100,6 +161,8 @@ def apply(ops: list[dict], trash: str, run_id: str) -> None:
             os.rename(src, old) if not os.path.exists(old) else shutil.rmtree(src)
         if os.path.isdir(dst) and not _has_data(dst):
             shutil.rmtree(dst)  # empty partition: no folder at all
+        if i == 0 and len(ops) > 1:
+            hooks.pause("commit")
 
 
 def finish(staging: str, out: str, run_id: str, manifest: dict) -> str:
@@ -121,35 +184,89 @@ def finish(staging: str, out: str, run_id: str, manifest: dict) -> str:
     return path
 
 
-def commit(out: str, staging: str, run_id: str, tables: list[str], dates: set[str], manifest: dict) -> str:
-    ops = plan(out, staging, tables, dates)
-    write_journal(staging, ops, manifest)
-    apply(ops, os.path.join(staging, "trash"), run_id)
-    return finish(staging, out, run_id, manifest)
+def _token(run_id: str, ops: list[dict], manifest: dict) -> str:
+    """What a published partition's marker says: the run plus a hash of what
+    it publishes, so a re-run under the same run id with different content
+    still swaps, while a replay of the same commit recognises its own work."""
+    h = hashlib.sha256(json.dumps([ops, [o.get("sha256") for o in manifest.get("outputs", [])]],
+                                  sort_keys=True).encode()).hexdigest()[:12]
+    return f"{run_id}:{h}"
+
+
+def commit(out: str, staging: str, run_id: str, tables: list[str], dates: set[str], manifest: dict,
+           tag: str | None = None) -> str:
+    with locks.commit_lock(out):
+        # A dead run's journal was planned against the state before it: finish it first.
+        _recover_locked(out, live={run_id}, journals_only=True)
+        if tag:
+            ops = plan_tagged(out, staging, tables, tag, manifest)
+            manifest["committed_partitions"] = sorted(f"{o['table']}/date={o['date']}" for o in ops)
+        else:
+            ops = plan(out, staging, tables, dates)
+        token = _token(run_id, ops, manifest)
+        write_journal(staging, ops, manifest, token)
+        hooks.pause("journal")
+        apply(ops, os.path.join(staging, "trash"), token)
+        return finish(staging, out, run_id, manifest)
 
 
 def recover(out: str, live: set[str] = frozenset()) -> list[str]:
     """Finish commits that crashed after their journal was written; delete the
-    staging areas of runs that died before committing. `live` run ids are kept."""
+    staging areas of runs that died before committing, and their temporary
+    and lock files. Staging areas of live runs (their run lock is held, or
+    listed in `live`) are kept."""
+    if not os.path.isdir(os.path.join(out, "_staging")) and not os.path.isdir(locks.lock_dir(out)) \
+            and not os.path.isdir(os.path.join(out, "_runs")):
+        return []
+    with locks.commit_lock(out):
+        return _recover_locked(out, live)
+
+
+def _recover_locked(out: str, live: set[str], journals_only: bool = False) -> list[str]:
     root = os.path.join(out, "_staging")
     done = []
-    if not os.path.isdir(root):
-        return done
-    for run_id in sorted(os.listdir(root)):
-        if run_id in live:
-            continue
+    for run_id in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         st = os.path.join(root, run_id)
+        if run_id in live or not os.path.isdir(st):
+            continue
+        if os.path.exists(os.path.join(st, "STREAMING")):
+            continue  # a streaming micro-batch: own append journal, recovered by `hexsieve stream`
         j = os.path.join(st, JOURNAL)
-        if os.path.exists(j):
-            try:
-                doc = json.loads(open(j, "rb").read())
-            except ValueError:
-                doc = None  # journal itself half-written: the commit never started
-            if doc is not None:
-                apply(doc["ops"], os.path.join(st, "trash"), run_id)
-                finish(st, out, run_id, doc["manifest"])
-                done.append(f"completed commit of {run_id}")
-                continue
-        shutil.rmtree(st, ignore_errors=True)
-        done.append(f"removed staging of dead run {run_id}")
+        if journals_only and not os.path.exists(j):
+            continue
+        lk = locks.run_lock(out, run_id)
+        if not locks.try_lock(lk):
+            continue  # its run is alive
+        try:
+            if os.path.exists(j):
+                try:
+                    doc = json.loads(open(j, "rb").read())
+                except ValueError:
+                    doc = None  # journal itself half-written: the commit never started
+                if doc is not None:
+                    apply(doc["ops"], os.path.join(st, "trash"), doc.get("token") or run_id)
+                    finish(st, out, run_id, doc["manifest"])
+                    done.append(f"completed commit of {run_id}")
+                    continue
+            shutil.rmtree(st, ignore_errors=True)
+            done.append(f"removed staging of dead run {run_id}")
+        finally:
+            lk.release()
+    if journals_only:
+        return done
+    try:
+        os.rmdir(root)
+    except OSError:
+        pass
+    runs = os.path.join(out, "_runs")
+    for n in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
+        if ".tmp-" in n:  # a manifest write cut short; manifests are only written under this lock
+            os.unlink(os.path.join(runs, n))
+            done.append(f"removed temporary file _runs/{n}")
+    ld = locks.lock_dir(out)
+    for n in sorted(os.listdir(ld)) if os.path.isdir(ld) else []:
+        if n.endswith(".lock") and n != "commit.lock":
+            lk = locks.Lock(os.path.join(ld, n))
+            if locks.try_lock(lk):
+                lk.release()  # unlinks the stale file of a dead holder
     return done

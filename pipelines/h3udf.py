@@ -44,9 +44,23 @@ def _valid_cells(cells: np.ndarray) -> np.ndarray:
     return _unique_map(cells, lambda c: bool(c) and h3i.is_valid_cell(c), bool)
 
 
+def _well_formed(c: np.ndarray) -> np.ndarray:
+    """H3 cell bit layout checked with array ops (all but the pentagon-deleted
+    digit rule), so bit-arithmetic functions stay per-vector, not per-value."""
+    u = np.uint64
+    ok = ((c >> u(59)) == u(1))  # top bit 0, mode 1 (cell)
+    ok &= ((c >> u(56)) & u(7)) == u(0)
+    ok &= ((c >> u(45)) & u(0x7F)) < u(122)
+    res = (c >> u(52)) & u(0xF)
+    for i in range(1, 16):
+        d = (c >> u((15 - i) * 3)) & u(7)
+        ok &= np.where(u(i) <= res, d != u(7), d == u(7))
+    return ok
+
+
 def cell_resolution(cell) -> pa.Array:
     c, null = _u64(cell)
-    bad = null | ~_valid_cells(c)
+    bad = null | ~_well_formed(c)
     return pa.array(h3util.resolution(c).astype(np.int32), pa.int32(), mask=bad)
 
 
@@ -55,7 +69,7 @@ def cell_to_parent(cell, res) -> pa.Array:
     r = _arr(res).cast(pa.int64())
     rn = pc.fill_null(r, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     own = h3util.resolution(c)
-    bad = null | _nulls(r) | (rn < 0) | (rn > own) | ~_valid_cells(c)
+    bad = null | _nulls(r) | (rn < 0) | (rn > own) | ~_well_formed(c)
     rr = np.clip(rn, 0, 15).astype(np.uint64)
     digits = (np.left_shift(np.uint64(1), (np.uint64(15) - rr) * np.uint64(3))) - np.uint64(1)
     mask = np.uint64(0xF) << np.uint64(52)

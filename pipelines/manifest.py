@@ -27,22 +27,35 @@ def collect_receipts(staging: str) -> tuple[list[dict], list[dict]]:
     return inputs, outputs
 
 
-def account(inputs: list[dict], outputs: list[dict]) -> dict:
-    """Per input file: records = valid + invalid + quarantined, else failure."""
+def account(inputs: list[dict], outputs: list[dict], carried: dict | None = None) -> dict:
+    """Per input file: records = valid + invalid + quarantined, else failure.
+
+    `carried` (streaming) maps a file to its rows held in window state before
+    (`in`) and after (`out`) the run: then records + in = valid + invalid +
+    quarantined + out, for files read now and files whose held rows were
+    written now."""
     got: dict[str, Counter] = defaultdict(Counter)
     for o in outputs:
         for uri, c in o["per_source"].items():
             got[uri].update(c)
+    carried = carried or {}
     files, ok = [], True
-    for i in inputs:
-        c = got.get(i["uri"], Counter())
-        row = {"uri": i["uri"], "kind": i["kind"], "records": i["records"],
+    listed = {i["uri"] for i in inputs}
+    rows = [(i["uri"], i["kind"], i["records"]) for i in inputs]
+    rows += [(u, None, 0) for u in sorted(set(carried) - listed)]
+    for uri, kind, records in rows:
+        c = got.get(uri, Counter())
+        row = {"uri": uri, "kind": kind, "records": records,
                "valid": c.get("valid", 0), "invalid": c.get("invalid", 0),
                "quarantined": c.get("quarantined", 0)}
-        row["ok"] = row["records"] == row["valid"] + row["invalid"] + row["quarantined"]
+        held = carried.get(uri)
+        if held is not None:
+            row["held_before"], row["held_after"] = held.get("in", 0), held.get("out", 0)
+        row["ok"] = row["records"] + row.get("held_before", 0) == \
+            row["valid"] + row["invalid"] + row["quarantined"] + row.get("held_after", 0)
         ok &= row["ok"]
         files.append(row)
-    unknown = sorted(set(got) - {i["uri"] for i in inputs})
+    unknown = sorted(set(got) - listed - set(carried))
     if unknown:
         ok = False
     return {"ok": ok, "files": files, "rows_from_unlisted_inputs": unknown}
@@ -62,8 +75,8 @@ def totals(outputs: list[dict]) -> dict:
 
 def build(*, run_id: str, source: str, pipeline_version: str, rules: dict, now: str,
           logical_date: str | None, inputs: list[dict], outputs: list[dict], timings: dict,
-          runner: str, extra: dict | None = None) -> dict:
-    acc = account(inputs, outputs)
+          runner: str, extra: dict | None = None, carried: dict | None = None) -> dict:
+    acc = account(inputs, outputs, carried)
     doc = {
         "run_id": run_id, "source": source, "pipeline_version": pipeline_version,
         "now": now, "logical_date": logical_date, "runner": runner,

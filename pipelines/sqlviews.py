@@ -60,7 +60,7 @@ def _schema_for(table: str):
     return SCHEMAS.get(table)
 
 
-def _empty_select(con, cols: list[tuple[str, str]]) -> str:
+def _empty_select(cols: list[tuple[str, str]]) -> str:
     body = ", ".join(f"CAST(NULL AS {t}) AS {ident(n)}" for n, t in cols)
     return f"SELECT {body} WHERE false"
 
@@ -79,7 +79,7 @@ def table_view_sql(con, out: str, table: str) -> tuple[str, str | None]:
         return f"SELECT * FROM {parquet_source(out, table)}", None
     cols = schema_columns(con, table)
     if cols is not None:
-        return _empty_select(con, cols), f"{table}: no data yet (empty view)"
+        return _empty_select(cols), f"{table}: no data yet (empty view)"
     msg = f"no {table} data under {os.path.abspath(out)} and no schema for it yet"
     return f"SELECT * FROM (SELECT NULL AS date) WHERE error({lit(msg)}) IS NULL", f"{table}: missing"
 
@@ -87,9 +87,7 @@ def table_view_sql(con, out: str, table: str) -> tuple[str, str | None]:
 def _runs_sql(out: str) -> str:
     pat = os.path.join(os.path.abspath(out), "_runs", "[!._]*.json")
     if not glob.glob(pat):
-        return "SELECT * FROM (" + ", ".join(
-            f"CAST(NULL AS {t}) AS {ident(n)}" for n, t in RUN_COLUMNS.items()) + \
-            ", CAST(NULL AS VARCHAR) AS filename) WHERE false"
+        return _empty_select(list(RUN_COLUMNS.items()) + [("filename", "VARCHAR")])
     cols = ", ".join(f"{lit(n)}: {lit(t)}" for n, t in RUN_COLUMNS.items())
     return (f"SELECT * FROM read_json({lit(pat)}, format='auto', columns={{{cols}}}, "
             f"filename=true, maximum_object_size=268435456)")
@@ -106,8 +104,8 @@ def _ledger_sql(con, out: str) -> tuple[str, str | None]:
             return f"SELECT {names} FROM {LEDGER_ALIAS}.ledger", None
         except duckdb.Error as e:  # locked by a running scheduler, or not a ledger
             note = f"ledger: cannot attach {path} ({str(e).splitlines()[0]}); empty view"
-            return _empty_select(con, LEDGER_COLUMNS), note
-    return _empty_select(con, LEDGER_COLUMNS), "ledger: no _ledger.duckdb yet (empty view)"
+            return _empty_select(LEDGER_COLUMNS), note
+    return _empty_select(LEDGER_COLUMNS), "ledger: no _ledger.duckdb yet (empty view)"
 
 
 def create_views(con, out: str) -> list[str]:
@@ -131,6 +129,10 @@ def create_views(con, out: str) -> list[str]:
 def connect(out: str, db: str | None = None) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
     """A connection with every view and the H3 UDFs; `db` persists the views."""
     con = duckdb.connect(db or ":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")  # timestamps print and export the same everywhere
+    except duckdb.Error:
+        pass
     notes = create_views(con, out)
     h3udf.register(con)
     return con, notes

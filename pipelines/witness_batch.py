@@ -8,6 +8,7 @@ Graph (every arrow carries Arrow tables or shard references):
 from __future__ import annotations
 
 import apache_beam as beam
+import pyarrow as pa
 
 from pipelines.batch import BatchJob, OutputTable, Stage
 from schemas.witness import BEACON_OUT, WITNESS_OUT
@@ -52,7 +53,7 @@ def witness_job(registry: str, denylist: str | None = None, entropy: str | None 
         joined = ((vb_refs, w_refs) | "AllByPayload" >> beam.Flatten()
                   | "GroupByPayload" >> beam.GroupByKey()
                   | "JoinWitnesses" >> beam.ParDo(JoinWitnesses(refs, cw, stage.now_ms)))
-        out = by_tag(joined, ["witness", "beacon"], "Joined")
+        out = by_tag(joined, ["witness", "beacon"], "Joined", value_type=beam.typehints.Tuple[str, pa.Table])
         return [out["witness"] | "WriteWitness" >> beam.ParDo(stage.writer(job, "witness")),
                 out["beacon"] | "WriteBeacon" >> beam.ParDo(stage.writer(job, "beacon"))]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from schemas import imagery, quarantine, witness
+from schemas import sensor
 
 SCHEMAS: dict[str, pa.Schema] = {
     "raw_beacon": witness.RAW_BEACON,
@@ -17,6 +18,11 @@ SCHEMAS: dict[str, pa.Schema] = {
     "beacon": witness.BEACON_OUT,
     "witness": witness.WITNESS_OUT,
     "quarantine": quarantine.QUARANTINE,
+    "raw_reading": sensor.RAW_READING,
+    "station_registry": sensor.STATION_REGISTRY,
+    "sensor": sensor.SENSOR_OUT,
+    "sensor_hourly": sensor.SENSOR_HOURLY,
+    "sensor_daily": sensor.SENSOR_DAILY,
     "raw_frame": imagery.RAW_FRAME,
     "device_registry": imagery.DEVICE_REGISTRY,
     "imagery": imagery.IMAGERY_OUT,

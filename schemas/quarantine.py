@@ -18,7 +18,7 @@ QUARANTINE = schema([
     field("raw_truncated", pa.bool_(), "raw_record was cut at 1 MiB", nullable=False),
     field("error_code", pa.string(),
           "malformed_json | not_an_object | missing_field | wrong_type | bad_value | "
-          "bad_encoding | unreadable_file", nullable=False),
+          "bad_encoding | unreadable_file | empty_file | record_too_large | duplicate_file", nullable=False),
     field("error", pa.string(), "human-readable parser error", nullable=False),
     field("run_id", pa.string(), "run that quarantined the record", nullable=False),
     field("pipeline_version", pa.string(), "hexsieve version", nullable=False),

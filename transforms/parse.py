@@ -13,6 +13,7 @@ import io
 import json
 import math
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
@@ -29,6 +30,12 @@ from transforms import fileio
 from transforms.sources import SourceSpec
 
 RAW_LIMIT = 1 << 20
+# No genuine record is this large; a longer "line" (a file without newlines,
+# a runaway field) is quarantined after streaming past it in bounded memory.
+MAX_RECORD_BYTES = 8 << 20
+# Epoch-based event times outside this window are unit mistakes (seconds for
+# ms, ns for ms) or placeholders (0, 2999-…): quarantined, never partitioned.
+PLAUSIBLE_YEARS = (2000, 2100)
 SOURCE_COLS = ["source_uri", "source_record", "source_sha256", "record_sha256"]
 
 
@@ -39,12 +46,18 @@ class Bad:
     raw: list[bytes] = field(default_factory=list)
     code: list[str] = field(default_factory=list)
     error: list[str] = field(default_factory=list)
+    sha: list[str | None] = field(default_factory=list)
+    cut: list[bool] = field(default_factory=list)
 
-    def add(self, line: int, raw: bytes, code: str, error: str) -> None:
+    def add(self, line: int, raw: bytes, code: str, error: str,
+            sha256: str | None = None, truncated: bool = False) -> None:
+        """`sha256`/`truncated` describe a record too big to keep whole in memory."""
         self.line.append(line)
         self.raw.append(raw)
         self.code.append(code)
         self.error.append(error[:2000])
+        self.sha.append(sha256)
+        self.cut.append(truncated)
 
     def __len__(self) -> int:
         return len(self.line)
@@ -57,9 +70,10 @@ class Bad:
             "source_uri": pa.array([uri] * n, pa.string()),
             "source_record": pa.array(self.line, pa.int64()),
             "source_sha256": pa.array([sha] * n, pa.string()),
-            "record_sha256": pa.array([hashlib.sha256(r).hexdigest() for r in self.raw], pa.string()),
+            "record_sha256": pa.array([h or hashlib.sha256(r).hexdigest() for r, h in zip(self.raw, self.sha)],
+                                      pa.string()),
             "raw_record": pa.array([r[:RAW_LIMIT] for r in self.raw], pa.binary()),
-            "raw_truncated": pa.array([len(r) > RAW_LIMIT for r in self.raw], pa.bool_()),
+            "raw_truncated": pa.array([len(r) > RAW_LIMIT or c for r, c in zip(self.raw, self.cut)], pa.bool_()),
             "error_code": pa.array(self.code, pa.string()),
             "error": pa.array(self.error, pa.string()),
         })
@@ -144,6 +158,8 @@ def _classify(line: bytes) -> tuple[str, str] | None:
         obj = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"{c} is not a JSON number")))
     except ValueError as e:
         return "malformed_json", f"not JSON: {e}"
+    except RecursionError:
+        return "malformed_json", "not JSON: nested too deeply"
     if not isinstance(obj, dict):
         return "not_an_object", f"expected a JSON object, got {type(obj).__name__}"
     return None
@@ -157,14 +173,32 @@ def _parse_tolerant(lines: list[bytes], nums: list[int], schema: pa.Schema, bad:
         return [_parse_block(lines, schema, alternatives)], [np.arange(len(lines))]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    ok_idx = []
-    for i, line in enumerate(lines):
-        why = _classify(line)
-        if why:
-            bad.add(nums[i], line, *why)
-        else:
-            ok_idx.append(i)
     tables, idxs = [], []
+    ok_idx = []
+    # Narrow the failure down with the fast parser first: a big block with a
+    # few bad lines is split in 16 parts, and only failing parts go on, so
+    # only small neighbourhoods of bad lines are ever examined line by line.
+    pending = [list(range(len(lines)))]
+    while pending:
+        idx = pending.pop()
+        if len(idx) > 256:
+            for part in np.array_split(np.array(idx), 16):
+                part = part.tolist()
+                if not part:
+                    continue
+                try:
+                    tables.append(_parse_block([lines[i] for i in part], schema, alternatives))
+                    idxs.append(np.array(part))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    pending.append(part)
+            continue
+        for i in idx:
+            why = _classify(lines[i])
+            if why:
+                bad.add(nums[i], lines[i], *why)
+            else:
+                ok_idx.append(i)
+    ok_idx.sort()
 
     def bisect(idx: list[int]) -> None:
         if not idx:
@@ -194,7 +228,8 @@ def _coalesce_nested(t: pa.Table, spec: SourceSpec) -> pa.Table:
     if spec.nested_key and spec.nested_key in t.column_names:
         nested = t.column(spec.nested_key)
     for f in spec.schema:
-        col = t.column(f.name) if f.name in t.column_names else pa.nulls(t.num_rows, f.type)
+        col = t.column(f.name) if f.name in t.column_names else \
+            pa.nulls(t.num_rows, spec.parse_types.get(f.name, f.type))
         if nested is not None and nested.null_count < len(nested):
             inner = pc.struct_field(nested, f.name)
             col = pc.coalesce(col, inner)
@@ -238,6 +273,11 @@ def finish_table(t: pa.Table, spec: SourceSpec, lines_nums: np.ndarray, raws: li
                 msg = nmsgs[i] if nmsgs is not None else "bad value"
                 bad.add(int(lines_nums[i]), raws[i] if raws is not None else _row_json(t, i), "bad_value", msg)
             drop |= nbad
+    tbad, tmsgs = _implausible_times(t, spec)
+    tbad &= ~drop
+    for i in np.nonzero(tbad)[0]:
+        bad.add(int(lines_nums[i]), raws[i] if raws is not None else _row_json(t, i), "bad_value", tmsgs[int(i)])
+    drop |= tbad
     if raws is not None:
         hashes = record_hashes if record_hashes is not None else [hashlib.sha256(r).hexdigest() for r in raws]
     else:
@@ -256,6 +296,50 @@ def finish_table(t: pa.Table, spec: SourceSpec, lines_nums: np.ndarray, raws: li
             .append_column("source_record", pa.array(lines_nums, pa.int64())) \
             .append_column("source_sha256", pa.array([sha] * n, pa.string())) \
             .append_column("record_sha256", pa.array(hashes, pa.string()))
+
+
+_EPOCH_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "µs": 10**6, "ns": 10**9}
+
+
+def _epoch_unit(f: pa.Field) -> str | None:
+    unit = (f.metadata or {}).get(b"unit", b"").decode()
+    if unit.endswith("since Unix epoch"):
+        return unit.split()[0] if unit.split()[0] in _EPOCH_UNITS else None
+    return None
+
+
+def _implausible_times(t: pa.Table, spec: SourceSpec) -> tuple[np.ndarray, dict[int, str]]:
+    """Rows whose epoch-time fields (declared by their unit) fall outside
+    PLAUSIBLE_YEARS, with a message guessing the unit that was meant."""
+    import datetime as _dt
+    n = t.num_rows
+    bad = np.zeros(n, dtype=bool)
+    msgs: dict[int, str] = {}
+    lo_s = _dt.datetime(PLAUSIBLE_YEARS[0], 1, 1, tzinfo=_dt.timezone.utc).timestamp()
+    hi_s = _dt.datetime(PLAUSIBLE_YEARS[1], 1, 1, tzinfo=_dt.timezone.utc).timestamp()
+    for f in spec.schema:
+        unit = _epoch_unit(f)
+        if unit is None or f.name not in t.column_names or not pa.types.is_integer(t.column(f.name).type):
+            continue
+        v = t.column(f.name).to_numpy(zero_copy_only=False)
+        if v.dtype == object:
+            v = np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+        v = v.astype(np.float64)
+        per = _EPOCH_UNITS[unit]
+        with np.errstate(invalid="ignore"):
+            out = ~np.isnan(v) & ((v < lo_s * per) | (v >= hi_s * per))
+        for i in np.nonzero(out & ~bad)[0]:
+            x = v[i]
+            guess = [u for u, p in _EPOCH_UNITS.items() if u != "µs" and lo_s * p <= x < hi_s * p]
+            hint = f"; looks like {guess[0]} since epoch, expected {unit}" if guess else ""
+            try:
+                when = _dt.datetime.fromtimestamp(x / per, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            except (OverflowError, OSError, ValueError):
+                when = "out of range"
+            msgs[int(i)] = (f"{f.name}={int(x)} is {when} read as {unit} since Unix epoch, outside "
+                            f"{PLAUSIBLE_YEARS[0]}–{PLAUSIBLE_YEARS[1]}{hint}")
+        bad |= out
+    return bad, msgs
 
 
 def _row_json(t: pa.Table, i: int) -> bytes:
@@ -279,6 +363,8 @@ def canonical_json(row: dict) -> bytes:
 
 def _split_lines(chunk: bytes) -> list[bytes]:
     lines = chunk.split(b"\n")
+    if b"\r" not in chunk:
+        return lines
     return [l[:-1] if l.endswith(b"\r") else l for l in lines]
 
 
@@ -293,10 +379,19 @@ def iter_jsonl(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
 
     def emit(lines: list[bytes]) -> Iterator[pa.Table]:
         nonlocal line_no
-        nums, keep = [], []
+        lengths = list(map(len, lines))
+        if lines and min(lengths) > 0 and max(lengths) <= MAX_RECORD_BYTES and not lines[0][:1].isspace():
+            # Fast path: no blank or oversized line in this chunk (the common case).
+            keep, nums = lines, list(range(line_no + 1, line_no + 1 + len(lines)))
+            line_no += len(lines)
+            lines = ()
+        else:
+            nums, keep = [], []
         for l in lines:
             line_no += 1
-            if l.strip():
+            if len(l) > MAX_RECORD_BYTES:
+                too_large(l[:RAW_LIMIT], hashlib.sha256(l).hexdigest(), len(l))
+            elif l.strip():
                 keep.append(l)
                 nums.append(line_no)
             else:
@@ -304,46 +399,83 @@ def iter_jsonl(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
         if not keep:
             return
         stats.records += len(keep)
-        # A single line beyond the JSON block limit is still one record: try it alone.
         tables, idxs = _parse_tolerant(keep, nums, schema, bad, alternatives)
         numarr = np.array(nums, dtype=np.int64)
         for t, idx in zip(tables, idxs):
-            raws = [keep[i] for i in idx]
+            raws = keep if len(idx) == len(keep) else [keep[i] for i in idx]
             out = finish_table(t, spec, numarr[idx], raws, None, uri, sha, bad)
             if out is not None:
                 stats.parsed += out.num_rows
                 yield out
 
-    try:
-        for chunk in stream:
-            data = carry + chunk
-            cut = data.rfind(b"\n")
+    def too_large(head: bytes, digest: str, size: int) -> None:
+        stats.records += 1
+        bad.add(line_no, head, "record_too_large",
+                f"line {line_no} is {size:,} bytes, over the {MAX_RECORD_BYTES:,}-byte record limit "
+                f"(a file without line breaks, or a runaway field); raw holds its start",
+                sha256=digest, truncated=True)
+
+    # A line longer than MAX_RECORD_BYTES is streamed past: its start and hash kept.
+    skip_head: bytes | None = None
+    skip_hash = None
+    skip_size = 0
+    n_chunks = 0
+    chunks = iter(stream)
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            break
+        except (OSError, EOFError, ValueError, zlib.error) as e:  # truncated or corrupt compressed data
+            if skip_head is not None:
+                line_no += 1
+                too_large(skip_head, skip_hash.hexdigest(), skip_size)
+                skip_head = None
+            what = "truncated" if isinstance(e, EOFError) else "corrupt"
+            stats.error = f"{what} after line {line_no}: {e}"
+            line_no += 1
+            stats.records += 1
+            bad.add(line_no, carry, "unreadable_file",
+                    f"file is {what} after line {line_no - 1} ({type(e).__name__}: {e}); "
+                    f"raw holds the partial data that followed")
+            return
+        n_chunks += 1
+        if n_chunks == 1 and chunk.startswith(b"\xef\xbb\xbf"):
+            chunk = chunk[3:]  # UTF-8 byte-order mark
+        if skip_head is not None:
+            cut = chunk.find(b"\n")
+            part = chunk if cut < 0 else chunk[:cut]
+            skip_hash.update(part)
+            skip_size += len(part)
             if cut < 0:
-                carry = data
                 continue
-            carry = data[cut + 1:]
-            yield from emit(_split_lines(data[:cut]))
-    except (OSError, EOFError, ValueError) as e:  # truncated gzip, zlib errors
-        import zlib  # noqa: F401  (zlib.error is an Exception subclass below)
-        stats.error = f"read error after line {line_no}: {type(e).__name__}: {e}"
-        tail = carry
-        carry = b""
+            line_no += 1
+            too_large(skip_head, skip_hash.hexdigest(), skip_size)
+            skip_head = None
+            chunk = chunk[cut + 1:]
+            carry = b""
+        data = carry + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            if len(carry) > MAX_RECORD_BYTES:
+                skip_head, skip_hash, skip_size = carry[:RAW_LIMIT], hashlib.sha256(carry), len(carry)
+                carry = b""
+            continue
+        carry = data[cut + 1:]
+        yield from emit(_split_lines(data[:cut]))
+        if n_chunks == 1:
+            _pause_once("read")
+    if skip_head is not None:
         line_no += 1
-        stats.records += 1
-        bad.add(line_no, tail, "unreadable_file",
-                f"file is truncated or corrupt after line {line_no - 1} ({type(e).__name__}: {e}); "
-                f"raw holds the partial data that followed")
-        return
-    except Exception as e:  # zlib.error is not an OSError
-        if type(e).__name__ != "error":
-            raise
-        stats.error = f"read error after line {line_no}: {e}"
-        line_no += 1
-        stats.records += 1
-        bad.add(line_no, carry, "unreadable_file", f"corrupt compressed data after line {line_no - 1}: {e}")
-        return
-    if carry:
+        too_large(skip_head, skip_hash.hexdigest(), skip_size)
+    elif carry:
         yield from emit(_split_lines(carry))
+
+
+def _pause_once(point: str) -> None:
+    from transforms import hooks
+    hooks.pause(point)
 
 
 def iter_parquet(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
@@ -417,6 +549,14 @@ def read_file(uri: str, spec: SourceSpec, chunk_bytes: int = 16 << 20
     then ('stats', FileStats). Unreadable files become one quarantine row, never an exception."""
     stats = FileStats(uri=uri, source=spec.name)
     bad = Bad()
+    special = fileio.is_special(uri)
+    if special:
+        stats.error = special
+        stats.records = stats.quarantined = 1
+        bad.add(0, b"", "unreadable_file", f"cannot read {special}")
+        yield "quarantine", bad.to_table(spec.name, uri, "")
+        yield "stats", stats
+        return
     try:
         meta = FileSystems.match([uri])[0].metadata_list
         stats.bytes = int(meta[0].size_in_bytes) if meta else 0
@@ -428,7 +568,30 @@ def read_file(uri: str, spec: SourceSpec, chunk_bytes: int = 16 << 20
         stats.error = f"cannot read file: {e}"
         stats.records += 1
         bad.add(0, b"", "unreadable_file", f"cannot read {uri}: {e}")
+    if stats.records == 0:
+        # Nothing to account for would make the file invisible in the outputs.
+        stats.records = 1
+        what = f"only {stats.blank_lines} blank line(s)" if stats.blank_lines else f"{stats.bytes} bytes"
+        bad.add(0, b"", "empty_file", f"{uri} holds no records ({what})")
     if len(bad):
         stats.quarantined = len(bad)
         yield "quarantine", bad.to_table(spec.name, uri, stats.sha256)
+    yield "stats", stats
+
+
+def duplicate_file(uri: str, spec: SourceSpec, original: str) -> Iterator[tuple[str, object]]:
+    """A file byte-identical to an input already read under another name:
+    reading it again would duplicate every record, so it becomes one
+    quarantine row naming the original (same stream shape as read_file)."""
+    stats = FileStats(uri=uri, source=spec.name, records=1, quarantined=1)
+    bad = Bad()
+    try:
+        stats.bytes = int(FileSystems.match([uri])[0].metadata_list[0].size_in_bytes)
+        stats.sha256 = fileio.sha256_file(uri)
+    except (OSError, IndexError, fileio.InputError):
+        pass
+    stats.error = f"duplicate of {original}"
+    bad.add(0, b"", "duplicate_file",
+            f"{uri} has the same bytes (sha256 {stats.sha256[:12]}…) as {original}, already ingested; not read again")
+    yield "quarantine", bad.to_table(spec.name, uri, stats.sha256)
     yield "stats", stats

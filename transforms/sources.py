@@ -30,13 +30,13 @@ class SourceSpec:
     # accepted as ISO text or epoch number is parsed as string).
     parse_types: Mapping[str, pa.DataType] = field(default_factory=dict)
     normalize: Normalizer | None = None
+    event_time: str | None = None       # canonical column holding event time (ms)
+    event_time_unit: str = "ms"
     # pyarrow.json does not coerce between JSON kinds (an explicit string
     # field given a number fails the block), so a field that may arrive as
     # "text or number" or "object or number" lists alternative parse types,
     # tried only when a block fails on that very column.
     parse_alternatives: Mapping[str, tuple[Alternative, ...]] = field(default_factory=dict)
-    event_time: str | None = None       # canonical column holding event time (ms)
-    event_time_unit: str = "ms"
 
     def parse_schema(self) -> pa.Schema:
         """The schema pyarrow.json parses with: all fields nullable, aliases and

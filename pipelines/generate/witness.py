@@ -67,7 +67,8 @@ def generate(out: str, rows: int = 5000, seed: int = 7, files: int = 4, bad_rate
     """Write sample inputs to `out`; returns counts. `rows` ≈ witness reports."""
     rng = np.random.default_rng(seed)
     os.makedirs(out, exist_ok=True)
-    per_city = max(40, min(3000, rows // 40))
+    # Each hotspot may beacon 4× a day (6-hour buckets): size the fleet to fit.
+    per_city = max(40, rows // 60)
     hs = make_hotspots(rng, per_city)
     by_city = [[h for h in hs if h["city"] == c] for c in range(len(CITIES))]
     start_ms = int(DAY.timestamp() * 1000)
@@ -75,7 +76,7 @@ def generate(out: str, rows: int = 5000, seed: int = 7, files: int = 4, bad_rate
     entropy = [{"data": _b64(rng, 32), "timestamp": start_ms + i * 60_000} for i in range(24 * 60)]
     beacons, witnesses = [], []
     wpb = 6  # witnesses per beacon on average
-    n_beacons = max(1, rows // wpb)
+    n_beacons = max(1, rows // 5)  # ≈ 5 witnesses survive per beacon on average
     used_bucket: set[tuple[str, int]] = set()
     for bi in range(n_beacons):
         c = bi % len(CITIES)
@@ -97,7 +98,7 @@ def generate(out: str, rows: int = 5000, seed: int = 7, files: int = 4, bad_rate
              "tmst": int(rng.integers(0, 2**32 - 1)), "signature": _b64(rng, 64), "received_timestamp": recv}
         beacons.append(b)
         k = int(rng.integers(1, 2 * wpb))
-        cands = rng.choice(len(by_city[c]), size=min(k * 2, len(by_city[c])), replace=False)
+        cands = dict.fromkeys(rng.integers(0, len(by_city[c]), size=k * 2).tolist())
         n_w = 0
         for j in cands:
             wh = by_city[c][int(j)]

@@ -1,33 +1,52 @@
 """Read input files into Arrow tables, one file per element."""
 from __future__ import annotations
 
-import hashlib
 
 import apache_beam as beam
+import pyarrow as pa
 
-from transforms.parse import read_file
+from transforms.beam.coders import TAGGED_TABLE
+
+from transforms.parse import duplicate_file, read_file
 from transforms.sources import SourceSpec
 
 QUARANTINE = "quarantine"
 STATS = "stats"
 
 
+@beam.typehints.with_output_types(TAGGED_TABLE)
 class ReadFiles(beam.DoFn):
-    """(kind, uri) → (tag, value) pairs: (kind, table), ('quarantine',
-    (part_id, table)), ('stats', FileStats dict); split with `route.by_tag`. A file never raises: unreadable files become
+    """(kind, uri) → (tag, table) pairs: (kind, records), ('quarantine',
+    rows), ('stats', one-row FileStats); split with `route.by_tag`. A file never raises: unreadable files become
     quarantine rows, so one bad file cannot fail a run."""
 
-    def __init__(self, specs: dict[str, SourceSpec], chunk_bytes: int = 16 << 20):
+    def __init__(self, specs: dict[str, SourceSpec], chunk_bytes: int = 16 << 20,
+                 duplicates: dict[str, str] | None = None):
         self.specs = specs
         self.chunk_bytes = chunk_bytes
+        self.duplicates = duplicates or {}
 
     def process(self, element):
         kind, uri = element
-        for tag, value in read_file(uri, self.specs[kind], self.chunk_bytes):
+        if uri in self.duplicates:
+            it = duplicate_file(uri, self.specs[kind], self.duplicates[uri])
+        else:
+            it = read_file(uri, self.specs[kind], self.chunk_bytes)
+        for tag, value in it:
             if tag == "records":
                 yield kind, value
             elif tag == "quarantine":
-                part = "q-" + hashlib.sha1(f"{kind}|{uri}".encode()).hexdigest()[:16]
-                yield QUARANTINE, (part, value)
+                yield QUARANTINE, value
             else:
-                yield STATS, {"receipt": "input", "kind": kind, **value.to_dict()}
+                yield STATS, pa.Table.from_pylist([{"receipt": "input", "kind": kind, **value.to_dict()}])
+
+
+def stats_receipt(t: pa.Table) -> dict:
+    return t.to_pylist()[0]
+
+
+def quarantine_part(t: pa.Table) -> tuple[str, pa.Table]:
+    """Quarantine rows of one input file get a file name derived from it."""
+    import hashlib
+    key = f"{t.column('source')[0].as_py()}|{t.column('source_uri')[0].as_py()}"
+    return "q-" + hashlib.sha1(key.encode()).hexdigest()[:16], t

@@ -19,5 +19,13 @@ class _Select(beam.DoFn):
             yield value
 
 
-def by_tag(pcoll, tags, label: str) -> dict:
-    return {t: pcoll | f"{label}[{t}]" >> beam.ParDo(_Select(t)) for t in tags}
+def by_tag(pcoll, tags, label: str, value_type=None) -> dict:
+    """value_type: element type of the selected values (e.g. pa.Table), so
+    Beam picks a matching coder."""
+    out = {}
+    for t in tags:
+        step = beam.ParDo(_Select(t))
+        if value_type is not None:
+            step = step.with_output_types(value_type)
+        out[t] = pcoll | f"{label}[{t}]" >> step
+    return out

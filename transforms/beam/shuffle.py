@@ -20,7 +20,9 @@ import pyarrow.compute as pc
 from transforms import fileio
 from transforms.keys import buckets
 
-IPC_OPTIONS = dict(compression="lz4")
+# Uncompressed: shards live for minutes, mostly in the page cache, and
+# compressing them cost more CPU than the I/O it saved.
+IPC_OPTIONS: dict = {}
 
 
 def table_uid(t: pa.Table) -> str:
@@ -36,7 +38,7 @@ def write_ipc(uri: str, t: pa.Table) -> None:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, t.schema, options=pa.ipc.IpcWriteOptions(**IPC_OPTIONS)) as w:
         w.write_table(t)
-    fileio.write_bytes(uri, sink.getvalue().to_pybytes())
+    fileio.write_bytes(uri, sink.getvalue())  # a pa.Buffer: written without a copy
 
 
 def read_ipc(uri: str) -> pa.Table:

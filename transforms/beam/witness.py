@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 from schemas.provenance import SOURCE_FIELDS
 from schemas.witness import RAW_BEACON, RAW_WITNESS
 from transforms import fileio
+from transforms.beam.coders import ArrowTableCoder  # noqa: F401 (registers the coder)
 from transforms.beam.shuffle import load_group
 from transforms.rules import Constants
 from transforms.witness.verify import empty_verified_beacons, verify_beacons, verify_witnesses
@@ -40,6 +41,7 @@ class _WithRefs(beam.DoFn):
         return self._loaded[k]
 
 
+@beam.typehints.with_output_types(pa.Table)
 class VerifyBeacons(_WithRefs):
     """(gateway bucket, shard refs) → verified beacon table."""
 
@@ -50,6 +52,7 @@ class VerifyBeacons(_WithRefs):
                              self.consts, self.now_ms)
 
 
+@beam.typehints.with_output_types(beam.typehints.Tuple[str, beam.typehints.Tuple[str, pa.Table]])
 class JoinWitnesses(_WithRefs):
     """(payload bucket, shard refs) → ('witness', (part, table)), ('beacon', (part, table))."""
 

@@ -15,13 +15,19 @@ import pyarrow.parquet as pq
 
 from transforms import fileio
 
-PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, row_group_size=128 * 1024,
-                       write_statistics=True, use_dictionary=True)
+PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=128 * 1024,
+                       write_statistics=True)
+# Dictionary-encode only columns that repeat; hashes, payloads and signatures
+# are unique per row and would only pay for a failed dictionary attempt.
+_NO_DICTIONARY = {"data", "signature", "record_sha256", "beacon_record_sha256", "local_entropy",
+                  "remote_entropy", "timestamp", "received_timestamp", "tmst", "image_sha256", "frame_id",
+                  "raw_record", "image_uri", "source_record"}
 
 
 def parquet_bytes(t: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(t, sink, **PARQUET_OPTIONS)
+    dict_cols = [f.name for f in t.schema if f.name not in _NO_DICTIONARY]
+    pq.write_table(t, sink, use_dictionary=dict_cols, **PARQUET_OPTIONS)
     return sink.getvalue().to_pybytes()
 
 
@@ -29,8 +35,21 @@ def dates_of(t: pa.Table, column: str | None, unit: str, fixed: str | None) -> p
     """UTC date (YYYY-MM-DD) of each row's event time, or one fixed date."""
     if fixed is not None or column is None:
         return pa.array([fixed] * t.num_rows, pa.string())
-    ts = pc.cast(t.column(column), pa.int64()).cast(pa.timestamp(unit, tz="UTC"))
-    return pc.fill_null(pc.strftime(ts, format="%Y-%m-%d"), "unknown")
+    per_day = {"ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000, "s": 86_400}[unit]
+    raw = pc.cast(t.column(column), pa.int64())
+    days = np.floor_divide(pc.fill_null(raw, 0).to_numpy(zero_copy_only=False), per_day)
+    uniq, inv = np.unique(days, return_inverse=True)
+    names = np.array([_day_name(int(d)) for d in uniq], dtype=object)
+    out = names[inv]
+    out[raw.is_null().to_numpy(zero_copy_only=False)] = "unknown"
+    return pa.array(out, pa.string())
+
+
+def _day_name(day: int) -> str:
+    try:
+        return datetime.fromtimestamp(day * 86_400, tz=timezone.utc).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):
+        return "unknown"
 
 
 def counts(t: pa.Table) -> dict:
@@ -70,8 +89,9 @@ class WriteParquet(beam.DoFn):
             return
         t = self._stamp(t)
         dates = dates_of(t, self.date_column, self.date_unit, self.fixed_date)
-        for d in sorted(set(dates.to_pylist())):
-            sub = t.filter(pc.equal(dates, d)) if len(set(dates.to_pylist())) > 1 else t
+        distinct = sorted(set(dates.to_pylist()))
+        for d in distinct:
+            sub = t.filter(pc.equal(dates, d)) if len(distinct) > 1 else t
             data = parquet_bytes(sub)
             rel = f"{self.table}/date={d}/part-{part_id}.parquet"
             fileio.write_bytes(fileio.join(self.staging, "data", rel), data)
@@ -89,7 +109,7 @@ class WriteParquet(beam.DoFn):
                 v = self.run_columns[f.name]
                 if f.name == "ingested_at":
                     v = datetime.fromisoformat(v)
-                cols[f.name] = pa.array([v] * n, f.type)
+                cols[f.name] = pa.array([v], f.type).take(np.zeros(n, dtype=np.int32))
             else:
                 cols[f.name] = pa.nulls(n, f.type)
         return pa.table(cols, schema=self.schema)

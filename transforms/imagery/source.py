@@ -15,7 +15,7 @@ Field mapping (input name → canonical column):
 | `MAPSequenceUUID`        | `sequence_id`  | text                                                 |
 | `MAPDeviceMake`          | `device_make`  | text                                                 |
 | `MAPDeviceModel`         | `device_model` | text                                                 |
-| `MAPCameraUUID`,`deviceId`| `device_id`   | text                                                 |
+| `MAPCameraUUID`, `deviceId` | `device_id` | text                                            |
 | `MAPPhotoUUID`           | `frame_id`     | text                                                 |
 | `MAPGPSAccuracyMeters`   | `eph`          | number, m (horizontal accuracy ≈ EPH)                |
 | `md5sum`                 | `image_md5`    | hex text                                             |
@@ -36,8 +36,9 @@ its sequences comes from one camera, so a missing `device_id` becomes
 without a sequence id either, the record is quarantined. A missing
 `frame_id` becomes the first of `image_uri`, `image_sha256`, `image_md5`.
 
-`fix` accepts '3D'/'2D'/'none' (any case), 'no fix', or the numeric fix
-type (3 → 3D, 2 → 2D, 0/1 → none); other values are quarantined.
+`fix` accepts '3D'/'2D'/'none' (any case), 'no fix', or the numeric
+u-blox/NMEA fix type (3, 4 → 3D; 2 → 2D; 0, 1, 5 → none); other values are
+quarantined.
 `heading` is wrapped into [0, 360). Unknown fields are ignored.
 """
 from __future__ import annotations
@@ -75,6 +76,8 @@ _DERIVED_IDS = ("frame_id", "device_id")
 # Identity may be derived by `normalize`, so it is not required at parse time.
 PARSE_FRAME = pa.schema([f.with_nullable(True) if f.name in _DERIVED_IDS else f for f in RAW_FRAME],
                         metadata=RAW_FRAME.metadata)
+# What `normalize` returns: rows it rejects still hold nulls until the parser drops them.
+_NORMALIZED = pa.schema([f.with_nullable(True) for f in PARSE_FRAME])
 
 
 def number_as_text(col: pa.Array) -> pa.Array:
@@ -90,17 +93,6 @@ def heading_from_object(col: pa.Array) -> pa.Array:
     return pc.coalesce(pc.struct_field(col, "TrueHeading"), pc.struct_field(col, "MagneticHeading"))
 
 
-_TEXT_OR_NUMBER = ((pa.float64(), number_as_text),)
-
-FRAME = SourceSpec(
-    "frame", PARSE_FRAME, nested_key=None, aliases=MAPILLARY_ALIASES,
-    parse_types={"captured_at": pa.string(), "received_at": pa.string()},
-    parse_alternatives={"captured_at": _TEXT_OR_NUMBER, "received_at": _TEXT_OR_NUMBER,
-                        "fix": _TEXT_OR_NUMBER,
-                        "heading": ((_HEADING_OBJECT, heading_from_object),)},
-    normalize=lambda t: normalize_frames(t),
-    event_time="captured_at",
-)
 
 # --- time text → ms --------------------------------------------------------
 
@@ -180,8 +172,10 @@ def parse_time_ms(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
 
 # --- the normaliser --------------------------------------------------------
 
-_FIX_WORDS = {"3D": "3D", "3": "3D", "3D FIX": "3D", "2D": "2D", "2": "2D", "2D FIX": "2D",
-              "NONE": "none", "NO FIX": "none", "NOFIX": "none", "0": "none", "1": "none"}
+# Numeric codes are the NMEA GSA / u-blox fixType: 0 none, 1 dead reckoning
+# only, 2 2D, 3 3D, 4 GNSS + dead reckoning, 5 time only.
+_FIX_WORDS = {"3D": "3D", "3": "3D", "4": "3D", "3D FIX": "3D", "2D": "2D", "2": "2D", "2D FIX": "2D",
+              "NONE": "none", "NO FIX": "none", "NOFIX": "none", "0": "none", "1": "none", "5": "none"}
 
 
 def _normal_fix(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -234,7 +228,7 @@ def normalize_frames(t: pa.Table) -> tuple[pa.Table, np.ndarray, list]:
         "received_at": pa.array(rec_ms, pa.int64(), mask=~rec_ok),
         "fix": fix, "heading": heading,
     })
-    out = pa.table({f.name: cols[f.name] for f in PARSE_FRAME}).cast(PARSE_FRAME, safe=False)
+    out = pa.table({f.name: cols[f.name] for f in PARSE_FRAME}).cast(_NORMALIZED, safe=False)
     bad = np.zeros(n, dtype=bool)
     msgs: list = [None] * n
     for mask, text in problems:
@@ -244,3 +238,16 @@ def normalize_frames(t: pa.Table) -> tuple[pa.Table, np.ndarray, list]:
             msgs[i] += "; " + text
         bad |= mask
     return out, bad, msgs
+
+
+_TEXT_OR_NUMBER = ((pa.float64(), number_as_text),)
+
+FRAME = SourceSpec(
+    "frame", PARSE_FRAME, nested_key=None, aliases=MAPILLARY_ALIASES,
+    parse_types={"captured_at": pa.string(), "received_at": pa.string()},
+    normalize=normalize_frames,
+    event_time="captured_at",
+    parse_alternatives={"captured_at": _TEXT_OR_NUMBER, "received_at": _TEXT_OR_NUMBER,
+                        "fix": _TEXT_OR_NUMBER,
+                        "heading": ((_HEADING_OBJECT, heading_from_object),)},
+)

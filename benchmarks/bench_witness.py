@@ -1,0 +1,126 @@
+"""`make bench`: witness pipeline throughput and memory against a floor and a
+per-record Beam pipeline, and on the DaskRunner with 1 and 2 local workers.
+
+Targets (issue #2/#8): hexsieve ≥ 0.8× floor, ≥ 6× per-record; peak RSS <
+1.5 GB at 10M rows; DaskRunner scaling efficiency ≥ 0.8 at 2 workers."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from measure import run  # noqa: E402
+
+PY = sys.executable
+HX = [PY, "-m", "pipelines.cli"]
+
+
+def ensure_data(rows: int, files: int, root: str) -> str:
+    d = os.path.join(root, f"data-{rows}")
+    if not os.path.exists(os.path.join(d, "registry.csv")):
+        shutil.rmtree(d, ignore_errors=True)
+        print(f"generating {rows:,} witness reports into {d} …", flush=True)
+        run(HX + ["generate", "witness", "--rows", str(rows), "--files", str(files), "--out", d], cwd=ROOT)
+    return d
+
+
+def witness_records(d: str) -> int:
+    n = 0
+    for name in os.listdir(d):
+        if name.startswith("witnesses-"):
+            with open(os.path.join(d, name), "rb") as f:
+                n += sum(1 for line in f if line.strip())
+    return n
+
+
+def hexsieve(d: str, out: str, extra: list[str]) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    r = run(HX + ["batch", "witness", "--beacons", f"{d}/beacons-*.jsonl.gz", "--witnesses", f"{d}/witnesses-*.jsonl",
+                  "--registry", f"{d}/registry.csv", "--denylist", f"{d}/denylist.csv", "--entropy",
+                  f"{d}/entropy.jsonl", "--out", out, "--now", "2026-11-21T00:00:00Z", "--quiet", *extra], cwd=ROOT)
+    m = [f for f in os.listdir(os.path.join(out, "_runs"))]
+    doc = json.load(open(os.path.join(out, "_runs", m[0])))
+    r["records"] = sum(f["records"] for f in doc["accounting"]["files"])
+    r["pipeline_s"] = doc["timings"]["pipeline_s"]
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--files", type=int, default=16)
+    ap.add_argument("--root", default=os.path.join(ROOT, "bench_out"))
+    ap.add_argument("--memory-rows", type=int, default=10_000_000, help="rows for the peak-RSS run (0 = skip)")
+    ap.add_argument("--skip", default="", help="comma list of: floor,per_record,dask,memory,modes")
+    a = ap.parse_args()
+    skip = set(filter(None, a.skip.split(",")))
+    os.makedirs(a.root, exist_ok=True)
+    d = ensure_data(a.rows, a.files, a.root)
+    n_w = witness_records(d)
+    results: dict[str, dict] = {}
+
+    def report(name, r, rows):
+        r["rows_per_s"] = rows / r["wall_s"]
+        results[name] = r
+        print(f"{name:34s} {rows:>11,} rows {r['wall_s']:8.2f} s {r['rows_per_s']:>11,.0f} rows/s  "
+              f"peak RSS {r['peak_rss_total_mb']:7.0f} MB total, {r['peak_rss_max_proc_mb']:6.0f} MB max/process",
+              flush=True)
+
+    modes = {"hexsieve direct (2 threads)": [],
+             "hexsieve direct (1 worker)": ["--direct_num_workers=1"]}
+    if "modes" not in skip:
+        modes["hexsieve direct (2 processes)"] = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    for name, extra in modes.items():
+        r = hexsieve(d, os.path.join(a.root, "out-hexsieve"), extra)
+        report(name, r, n_w)
+    best_name = max((k for k in results if k.startswith("hexsieve direct")), key=lambda k: results[k]["rows_per_s"])
+    best = results[best_name]
+    if "floor" not in skip:
+        out = os.path.join(a.root, "out-floor")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run([PY, os.path.join(HERE, "floor_witness.py"), "--witnesses", f"{d}/witnesses-*.jsonl",
+                 "--registry", f"{d}/registry.csv", "--out", out], cwd=ROOT)
+        report("floor (pyarrow only, no Beam)", r, n_w)
+    if "per_record" not in skip:
+        out = os.path.join(a.root, "out-per-record")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run([PY, os.path.join(HERE, "per_record_witness.py"), "--witnesses", f"{d}/witnesses-*.jsonl",
+                 "--registry", f"{d}/registry.csv", "--out", out, "--direct_num_workers=2",
+                 "--direct_running_mode=multi_threading"], cwd=ROOT)
+        report("per-record Beam (dict per record)", r, n_w)
+    if "dask" not in skip:
+        for w in (1, 2):
+            r = hexsieve(d, os.path.join(a.root, "out-dask"), ["--runner", "dask", "--dask-workers", str(w)])
+            report(f"hexsieve dask ({w} worker{'s' if w > 1 else ''})", r, n_w)
+    print()
+    print(f"best DirectRunner mode: {best_name}")
+    if "floor (pyarrow only, no Beam)" in results:
+        print(f"hexsieve / floor        = {best['rows_per_s'] / results['floor (pyarrow only, no Beam)']['rows_per_s']:.2f}  (target ≥ 0.8)")
+    if "per-record Beam (dict per record)" in results:
+        print(f"hexsieve / per-record   = {best['rows_per_s'] / results['per-record Beam (dict per record)']['rows_per_s']:.2f}  (target ≥ 6)")
+    if "hexsieve dask (2 workers)" in results:
+        r1, r2 = results["hexsieve dask (1 worker)"]["rows_per_s"], results["hexsieve dask (2 workers)"]["rows_per_s"]
+        print(f"dask scaling efficiency = {r2 / (2 * r1):.2f}  (rows/s at 2 workers ÷ 2 × rows/s at 1; target ≥ 0.8)")
+        print(f"dask 2 workers / best direct = {r2 / best['rows_per_s']:.2f}  (target ≥ 1.0)")
+        for w in (1, 2):
+            print(f"  dask {w} worker peak RSS per process (MB): "
+                  f"{[round(x) for x in results[f'hexsieve dask ({w} worker' + ('s' if w > 1 else '') + ')']['peak_rss_per_proc_mb']]}")
+    if a.memory_rows and "memory" not in skip:
+        dm = ensure_data(a.memory_rows, max(a.files, a.memory_rows // 125_000), a.root)
+        r = hexsieve(dm, os.path.join(a.root, "out-memory"), [])
+        nm = witness_records(dm)
+        report(f"hexsieve direct at {nm / 1e6:.1f}M rows", r, nm)
+        print(f"peak RSS at {nm:,} witness rows: {r['peak_rss_total_mb']:.0f} MB (target < 1536 MB)")
+    json.dump({k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")} for k, v in results.items()},
+              open(os.path.join(a.root, "bench_witness.json"), "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()

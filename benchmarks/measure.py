@@ -1,0 +1,48 @@
+"""Run a command and measure wall time and peak RSS of its whole process tree
+(per process and summed), sampling with psutil."""
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import psutil
+
+
+def run(cmd: list[str], env=None, cwd=None) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, text=True)
+    peak_proc: dict[int, int] = {}
+    peak_total = [0]
+    stop = threading.Event()
+
+    def sample():
+        root = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                procs = [root] + root.children(recursive=True)
+                total = 0
+                for p in procs:
+                    try:
+                        rss = p.memory_info().rss
+                    except psutil.Error:
+                        continue
+                    total += rss
+                    peak_proc[p.pid] = max(peak_proc.get(p.pid, 0), rss)
+                peak_total[0] = max(peak_total[0], total)
+            except psutil.Error:
+                pass
+            stop.wait(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    stop.set()
+    th.join()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}… failed ({proc.returncode}):\n{err[-3000:]}")
+    return {"wall_s": wall, "peak_rss_total_mb": peak_total[0] / 2**20,
+            "peak_rss_max_proc_mb": max(peak_proc.values(), default=0) / 2**20,
+            "peak_rss_per_proc_mb": sorted((v / 2**20 for v in peak_proc.values()), reverse=True)[:6],
+            "stdout": out, "stderr": err}

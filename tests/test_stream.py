@@ -1,0 +1,194 @@
+"""`hexsieve stream` on the real Beam DirectRunner, real files, real processes."""
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from pipelines.batch import RunSettings, execute
+from pipelines.stream import Stream, StreamSettings
+from pipelines.stream_witness import witness_source
+from pipelines.witness_batch import witness_job
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(ROOT, "sample_data", "witness")
+NOW = datetime(2026, 11, 21, tzinfo=timezone.utc)
+NOW_S = "2026-11-21T00:00:00Z"
+REFS = [f"--registry={SAMPLE}/registry.csv", f"--denylist={SAMPLE}/denylist.csv", f"--entropy={SAMPLE}/entropy.jsonl"]
+# Interleaved by event time, and not in name order: arrival order must rule.
+ORDER = ["beacons-0000.jsonl.gz", "witnesses-0000.jsonl", "witnesses-0001.jsonl",
+         "beacons-0001.jsonl.gz", "witnesses-0002.jsonl", "witnesses-0003.jsonl"]
+
+
+def land(src_name: str, landing: str, name: str | None = None, mtime: float | None = None) -> str:
+    """Land a file the way writers must: write a dot-file, rename into place."""
+    dst = os.path.join(landing, name or src_name)
+    tmp = os.path.join(landing, "." + os.path.basename(dst) + ".part")
+    shutil.copy(os.path.join(SAMPLE, src_name), tmp)
+    if mtime is not None:
+        os.utime(tmp, (mtime, mtime))
+    os.rename(tmp, dst)
+    return dst
+
+
+def stream_args(landing: str, out: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pipelines.cli", "stream", f"--beacons={landing}/beacons-*",
+            f"--witnesses={landing}/witnesses-*", *REFS, f"--out={out}", f"--now={NOW_S}", "--poll=0.05s", *extra]
+
+
+def manifests(out: str) -> list[dict]:
+    docs = [json.load(open(p)) for p in glob.glob(f"{out}/_runs/*.json")]
+    return sorted(docs, key=lambda d: d["stream"]["seq"])
+
+
+def wait_for(pred, timeout=30.0):
+    t = time.monotonic() + timeout
+    while time.monotonic() < t:
+        if pred():
+            return True
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def batch_reference(landing: str, out: str) -> None:
+    job = witness_job(f"{SAMPLE}/registry.csv", f"{SAMPLE}/denylist.csv", f"{SAMPLE}/entropy.jsonl")
+    execute(job, RunSettings(out=out, now=NOW, inputs={"beacon": [f"{landing}/beacons-*"],
+                                                       "witness": [f"{landing}/witnesses-*"]}))
+
+
+def diff(a: str, b: str, table: str) -> tuple[int, int, int]:
+    """(rows in a, rows only in a, rows only in b), every column but the run's own."""
+    q = lambda o: (f"SELECT * EXCLUDE (run_id, ingested_at, date) FROM "  # noqa: E731
+                   f"read_parquet('{o}/{table}/*/*.parquet', hive_partitioning=true)")
+    one = lambda sql: duckdb.sql(sql).fetchall()[0][0]  # noqa: E731
+    return (one(f"SELECT count(*) FROM ({q(a)})"),
+            one(f"SELECT count(*) FROM (({q(a)}) EXCEPT ALL ({q(b)}))"),
+            one(f"SELECT count(*) FROM (({q(b)}) EXCEPT ALL ({q(a)}))"))
+
+
+def assert_same_as_batch(stream_out: str, landing: str, tmp) -> None:
+    ref = str(tmp / "batch")
+    batch_reference(landing, ref)
+    for table in ("witness", "beacon", "quarantine"):
+        n, only_s, only_b = diff(stream_out, ref, table)
+        assert n > 0 and only_s == 0 and only_b == 0, (table, n, only_s, only_b)
+
+
+def test_files_dropped_one_by_one_in_arrival_order_match_batch(tmp_path):
+    landing, out = tmp_path / "land", str(tmp_path / "out")
+    landing.mkdir()
+    p = subprocess.Popen(stream_args(str(landing), out, "--max-files=6"), cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for i, name in enumerate(ORDER):
+            land(name, str(landing))
+            wait_for(lambda: len(glob.glob(f"{out}/_runs/*.json")) >= i + 1)
+            if name.startswith("witnesses-0001"):  # rows are queryable while the stream runs
+                n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/witness/*/*.parquet') "
+                               f"WHERE source_uri LIKE '%witnesses-0000%'").fetchall()[0][0]
+                assert n > 0
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    docs = manifests(out)
+    fed = [os.path.basename(u) for d in docs for u in d["stream"]["arrival_order"]]
+    assert fed == ORDER
+    assert [d["stream"]["drained"] for d in docs] == [False] * 6 + [True]
+    assert all(d["accounting"]["ok"] for d in docs)
+    assert sum(sum(d["stream"]["late"].values()) for d in docs) == 0
+    # Same partitioned layout as batch, appended file by file, never a staging leftover.
+    assert not os.path.exists(f"{out}/_staging")
+    assert glob.glob(f"{out}/witness/date=2026-11-20/part-s*.parquet")
+    assert_same_as_batch(out, str(landing), tmp_path)
+
+
+def test_late_file_rows_are_written_late_and_counted(tmp_path):
+    landing, out = tmp_path / "land", str(tmp_path / "out")
+    landing.mkdir()
+    for i, name in enumerate(ORDER):
+        land(name, str(landing), mtime=1e9 + i)
+    src = witness_source(out, f"{SAMPLE}/registry.csv", f"{SAMPLE}/denylist.csv", f"{SAMPLE}/entropy.jsonl")
+    inputs = {"beacon": [f"{landing}/beacons-*"], "witness": [f"{landing}/witnesses-*"]}
+    Stream(src, StreamSettings(out=out, inputs=inputs, now=NOW, max_files=6, drain=False)).run()
+    # A new file of witness reports from the start of the day: ~24 h behind the watermark.
+    lines = [l for l in open(f"{SAMPLE}/witnesses-0000.jsonl", "rb").read().splitlines()
+             if l.startswith(b'{"pub_key"')][:40]
+    late = landing / "witnesses-late.jsonl"
+    late.write_bytes(b"\n".join(lines) + b"\n")
+    res = Stream(src, StreamSettings(out=out, inputs=inputs, now=NOW, max_files=1, drain=False)).run()
+    assert res["files"] == 1
+    doc = manifests(out)[-1]
+    assert doc["stream"]["late"] == {"beacon": 0, "witness": 40}
+    assert doc["counts"]["reasons"]["witness"]["late"] == 40
+    assert doc["accounting"]["ok"]
+    rows = duckdb.sql(f"SELECT verdict, reasons[1] FROM read_parquet('{out}/witness/*/*.parquet') "
+                      f"WHERE source_uri = '{late}'").fetchall()
+    assert len(rows) == 40 and set(rows) == {("invalid", "late")}
+    # Nothing else was marked late, and no record was lost or written twice.
+    total = duckdb.sql(f"SELECT count(*), count(DISTINCT (source_uri, source_record)) FROM "
+                       f"read_parquet('{out}/witness/*/*.parquet')").fetchall()[0]
+    assert total[0] == total[1]
+
+
+def _interrupt(landing, out, *, env=None, sig=signal.SIGKILL, after=None):
+    """Start a stream and stop it with `sig` once `after()` holds (or a test pause point is hit)."""
+    flag = os.path.join(out + ".pause")
+    if os.path.exists(flag):
+        os.unlink(flag)
+    e = dict(os.environ, **(env or {}), HEXSIEVE_TEST_PAUSE_SIGNAL=flag)
+    p = subprocess.Popen(stream_args(landing, out, "--batch-files=1", "--no-drain"), cwd=ROOT, env=e,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(after or (lambda: os.path.exists(flag)), timeout=40)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    return p.returncode, err
+
+
+def test_sigint_and_kill_9_then_restart_lose_and_duplicate_nothing(tmp_path):
+    landing, out = tmp_path / "land", str(tmp_path / "out")
+    landing.mkdir()
+    for i, name in enumerate(ORDER):
+        land(name, str(landing), mtime=1e9 + i)
+    n_runs = lambda: len(glob.glob(f"{out}/_runs/*.json"))  # noqa: E731
+    # 1. Ctrl-C after the first micro-batch: clean stop, open windows kept.
+    rc, err = _interrupt(str(landing), out, sig=signal.SIGINT, after=lambda: n_runs() >= 1)
+    assert rc == 0, err
+    assert "open windows kept" in err
+    # 2. kill -9 half-way through publishing a micro-batch's files.
+    rc, _ = _interrupt(str(landing), out, env={"HEXSIEVE_TEST_PAUSE_AT": "stream-commit"})
+    assert rc == -9
+    # 3. kill -9 after the manifest, before the ledger update.
+    rc, _ = _interrupt(str(landing), out, env={"HEXSIEVE_TEST_PAUSE_AT": "stream-ledger"})
+    assert rc == -9
+    # 4. kill -9 while the Beam pipeline is staging output.
+    rc, _ = _interrupt(str(landing), out, env={"HEXSIEVE_TEST_PAUSE_AT": "write"})
+    assert rc == -9
+    # Restart and run to the end of the input.
+    r = subprocess.run(stream_args(str(landing), out, "--idle-timeout=0.5s"), cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    docs = manifests(out)
+    read = [i["uri"] for d in docs for i in d["inputs"]]
+    assert sorted(read) == sorted(str(landing / n) for n in ORDER)  # each file consumed exactly once
+    assert all(d["accounting"]["ok"] for d in docs)
+    assert not os.path.exists(f"{out}/_staging")
+    assert_same_as_batch(out, str(landing), tmp_path)
+
+
+def test_dask_runner_is_refused_in_one_line():
+    from pipelines.cli_stream import stream_cmd
+    r = CliRunner().invoke(stream_cmd, ["--runner", "dask", "--out", "/tmp/never"])
+    assert r.exit_code != 0
+    assert r.output.strip().count("\n") == 0 and "batch only" in r.output

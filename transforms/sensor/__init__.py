@@ -1,0 +1,1 @@
+"""Weather-station telemetry: packet checks, QoD scores and proof of location."""
