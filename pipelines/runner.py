@@ -91,6 +91,7 @@ def runner_context(runner: str, dask_address: str | None, dask_workers: int | No
             yield args
             return
         if dask_address or dask_workers:
-            raise ValueError("--dask-address/--dask-workers need --runner dask")
+            from transforms.fileio import InputError
+            raise InputError("--dask-address/--dask-workers need --runner dask")
         yield args
     return ctx()

@@ -121,7 +121,7 @@ def test_late_file_rows_are_written_late_and_counted(tmp_path):
     Stream(src, StreamSettings(out=out, inputs=inputs, now=NOW, max_files=6, drain=False)).run()
     # A new file of witness reports from the start of the day: ~24 h behind the watermark.
     lines = [l for l in open(f"{SAMPLE}/witnesses-0000.jsonl", "rb").read().splitlines()
-             if l.startswith(b'{"pub_key"')][:40]
+             if l.startswith(b'{"pub_key": "112') and len(l) > 300][:40]
     late = landing / "witnesses-late.jsonl"
     late.write_bytes(b"\n".join(lines) + b"\n")
     res = Stream(src, StreamSettings(out=out, inputs=inputs, now=NOW, max_files=1, drain=False)).run()

@@ -100,10 +100,12 @@ class FileStats:
         return dict(self.__dict__)
 
 
-def _read_block(buf: bytes, nlines: int, schema: pa.Schema) -> pa.Table:
+def _read_block(buf: bytes, nlines: int, schema: pa.Schema, longest: int = 64 << 20) -> pa.Table:
     opts = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore",
                                newlines_in_values=False)
-    ropts = pajson.ReadOptions(use_threads=True, block_size=max(1 << 20, min(len(buf) + 1, 64 << 20)))
+    # Blocks of a few MiB let pyarrow parse in parallel; a block must still
+    # hold the longest line, so huge single records get a block of their own.
+    ropts = pajson.ReadOptions(use_threads=True, block_size=max(2 << 20, longest + 1))
     t = pajson.read_json(io.BytesIO(buf), read_options=ropts, parse_options=opts)
     if t.num_rows != nlines:
         raise pa.ArrowInvalid(f"expected {nlines} rows, parsed {t.num_rows}")
@@ -120,11 +122,12 @@ def _parse_block(lines: list[bytes], schema: pa.Schema,
     alternative (guided by pyarrow's error), then convert back to the primary
     type. A block mixing kinds in one column still fails and is bisected."""
     buf = b"\n".join(lines)
+    longest = max(map(len, lines), default=0)
     choice: dict[str, int] = {}
     current = schema
     while True:
         try:
-            t = _read_block(buf, len(lines), current)
+            t = _read_block(buf, len(lines), current, longest)
             break
         except pa.ArrowInvalid as e:
             m = _KIND_ERROR.search(str(e)) if alternatives else None
@@ -292,10 +295,15 @@ def finish_table(t: pa.Table, spec: SourceSpec, lines_nums: np.ndarray, raws: li
         hashes = [h for h, k in zip(hashes, keep) if k]
     t = t.cast(spec.schema, safe=False) if t.schema != spec.schema else t
     n = t.num_rows
-    return t.append_column("source_uri", pa.array([uri] * n, pa.string())) \
+    return t.append_column("source_uri", constant(uri, n)) \
             .append_column("source_record", pa.array(lines_nums, pa.int64())) \
-            .append_column("source_sha256", pa.array([sha] * n, pa.string())) \
+            .append_column("source_sha256", constant(sha, n)) \
             .append_column("record_sha256", pa.array(hashes, pa.string()))
+
+
+def constant(value: str, n: int) -> pa.Array:
+    """A string column repeating one value, built without a Python list."""
+    return pa.array([value], pa.string()).take(np.zeros(n, dtype=np.int32))
 
 
 _EPOCH_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "µs": 10**6, "ns": 10**9}
