@@ -25,8 +25,10 @@ from pipelines.runner import pipeline_options, runner_name
 from schemas.quarantine import QUARANTINE
 from transforms import fileio
 from transforms.beam.route import by_tag
-from transforms.beam.read import QUARANTINE as Q_TAG, STATS, ReadFiles, quarantine_part, stats_receipt
-from transforms.beam.write import WriteParquet, WriteReceipt
+from transforms.beam.fuse import Fused
+from transforms.beam.read import QUARANTINE as Q_TAG, STATS, ReadFiles, StatsReceipt
+from transforms.beam.shuffle import StageByKey
+from transforms.beam.write import WriteParquet, WriteQuarantine, WriteReceipt
 from transforms.sources import SourceSpec
 
 
@@ -46,6 +48,10 @@ class BatchJob:
     rules: dict                                       # rule tables + versions for the manifest
     rules_version: str
     extra_manifest: dict = field(default_factory=dict)
+    # kind → (shuffle name, key column): records of that kind are sharded by
+    # key right where they are read, and `build` receives (bucket, shard ref)
+    # PCollections instead of tables. Empty: `build` receives tables.
+    shard_keys: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,15 +150,26 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
     opts = pipeline_options(s.beam_args, n_tasks=len(all_files))
     p = beam.Pipeline(options=opts)
     tasks = [(k, f.uri) for k in sorted(files) for f in files[k]]
-    read = (p | "ListFiles" >> beam.Create(tasks)
-              | "Spread" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(ReadFiles(job.specs, s.chunk_bytes, s.duplicates)))
-    read = by_tag(read, [Q_TAG, STATS, *job.specs], "Route", value_type=pa.Table)
+    listed = (p | "ListFiles" >> beam.Create(tasks)
+                | "Spread" >> beam.Reshuffle())
     qdate = s.logical_date or now.strftime("%Y-%m-%d")
-    q_receipts = read[Q_TAG] | "NameQuarantine" >> beam.Map(quarantine_part) | "WriteQuarantine" >> beam.ParDo(
-        WriteParquet(staging, "quarantine", QUARANTINE, stage.run_columns, fixed_date=qdate))
-    stats = read[STATS] | "StatsReceipts" >> beam.Map(stats_receipt)
-    receipts = job.build(stage, {k: read[k] for k in job.specs}) + [q_receipts, stats]
+    q_writer = WriteQuarantine(staging, "quarantine", QUARANTINE, stage.run_columns, fixed_date=qdate)
+    reader = ReadFiles(job.specs, s.chunk_bytes, s.duplicates)
+    if job.shard_keys:
+        # Read, shard and write quarantine in one step: only shard references
+        # and receipts leave the task (see transforms/beam/fuse.py).
+        then = {kind: StageByKey(staging, name, kind, key, stage.n_buckets)
+                for kind, (name, key) in job.shard_keys.items()}
+        then.update({Q_TAG: q_writer, STATS: StatsReceipt()})
+        read = listed | "ReadAndShard" >> beam.ParDo(Fused(reader, then, rename={Q_TAG: "receipt", STATS: "receipt"}))
+        read = by_tag(read, [*job.shard_keys, "receipt"], "Route")
+        receipts = job.build(stage, {k: read[k] for k in job.shard_keys}) + [read["receipt"]]
+    else:
+        read = listed | "Read" >> beam.ParDo(reader)
+        read = by_tag(read, [Q_TAG, STATS, *job.specs], "Route", value_type=pa.Table)
+        q_receipts = read[Q_TAG] | "WriteQuarantine" >> beam.ParDo(q_writer)
+        stats = read[STATS] | "StatsReceipts" >> beam.ParDo(StatsReceipt())
+        receipts = job.build(stage, {k: read[k] for k in job.specs}) + [q_receipts, stats]
     _ = (receipts | "AllReceipts" >> beam.Flatten() | "WriteReceipts" >> beam.ParDo(WriteReceipt(staging)))
 
     stop = threading.Event()

@@ -85,7 +85,7 @@ def runner_context(runner: str, dask_address: str | None, dask_workers: int | No
                              "distributed.http.proxy", "distributed.client"):
                     logging.getLogger(name).setLevel(logging.CRITICAL)
                 with LocalCluster(n_workers=dask_workers or 2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.CRITICAL) as cluster:
+                                  dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster:
                     yield args + [f"--dask_client_address={cluster.scheduler_address}"]
                 return
             yield args

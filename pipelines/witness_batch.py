@@ -1,9 +1,9 @@
 """The witness batch job: beacons + witnesses + registry → verified Parquet.
 
-Graph (every arrow carries Arrow tables or shard references):
-  files → Read ─beacon→ StageByKey(pub_key) → GBK → VerifyBeacons ─→ StageByKey(data) ┐
-              └witness→ StageByKey(data) ─────────────────────────────────────────────┴→ GBK
-        → JoinWitnesses → WriteParquet(witness), WriteParquet(beacon) → receipts
+Graph (Arrow tables inside each step; shard references between steps):
+  files → Read+shard ─beacon→ GBK(gateway) → VerifyBeacons+shard(payload) ┐
+                     └witness─────────────────────────────────────────────┴→ GBK(payload)
+        → JoinWitnesses+write(witness, beacon) → receipts
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pyarrow as pa
 from pipelines.batch import BatchJob, OutputTable, Stage
 from schemas.witness import BEACON_OUT, WITNESS_OUT
 from transforms import fileio
-from transforms.beam.route import by_tag
+from transforms.beam.fuse import Fused
 from transforms.beam.shuffle import StageByKey
 from transforms.beam.witness import JoinWitnesses, VerifyBeacons
 from transforms.beam.write import parquet_bytes
@@ -34,7 +34,7 @@ def witness_job(registry: str, denylist: str | None = None, entropy: str | None 
     cw = WITNESS_RULES.resolve(load_overrides(rules_file, "witness"))
     version = cw.version if cb.version == BEACON_RULES.version else f"{cw.version}/{cb.version}"
 
-    def build(stage: Stage, read: dict) -> list:
+    def build(stage: Stage, shards: dict) -> list:
         refs = {}
         for name, t in (("registry", registry_t), ("deny", deny_t), ("entropy", entropy_t)):
             if t is None:
@@ -44,18 +44,18 @@ def witness_job(registry: str, denylist: str | None = None, entropy: str | None 
             fileio.write_bytes(uri, parquet_bytes(t))
             refs[name] = uri
         n = stage.n_buckets
-        vb = (read["beacon"]
-              | "ShardBeaconsByGateway" >> beam.ParDo(StageByKey(stage.staging, "gateway", "beacon", "pub_key", n))
-              | "GroupByGateway" >> beam.GroupByKey()
-              | "VerifyBeacons" >> beam.ParDo(VerifyBeacons(refs, cb, stage.now_ms)))
-        vb_refs = vb | "ShardBeaconsByPayload" >> beam.ParDo(StageByKey(stage.staging, "payload", "vbeacon", "data", n))
-        w_refs = read["witness"] | "ShardWitnesses" >> beam.ParDo(StageByKey(stage.staging, "payload", "witness", "data", n))
-        joined = ((vb_refs, w_refs) | "AllByPayload" >> beam.Flatten()
-                  | "GroupByPayload" >> beam.GroupByKey()
-                  | "JoinWitnesses" >> beam.ParDo(JoinWitnesses(refs, cw, stage.now_ms)))
-        out = by_tag(joined, ["witness", "beacon"], "Joined", value_type=beam.typehints.Tuple[str, pa.Table])
-        return [out["witness"] | "WriteWitness" >> beam.ParDo(stage.writer(job, "witness")),
-                out["beacon"] | "WriteBeacon" >> beam.ParDo(stage.writer(job, "beacon"))]
+        vb_refs = (shards["beacon"]
+                   | "GroupByGateway" >> beam.GroupByKey()
+                   | "VerifyBeacons" >> beam.ParDo(Fused(
+                       VerifyBeacons(refs, cb, stage.now_ms),
+                       {"vbeacon": StageByKey(stage.staging, "payload", "vbeacon", "data", n)}))
+                   | "BeaconRefs" >> beam.Values())
+        return [((vb_refs, shards["witness"]) | "AllByPayload" >> beam.Flatten()
+                 | "GroupByPayload" >> beam.GroupByKey()
+                 | "JoinAndWrite" >> beam.ParDo(Fused(
+                     JoinWitnesses(refs, cw, stage.now_ms),
+                     {"witness": stage.writer(job, "witness"), "beacon": stage.writer(job, "beacon")}))
+                 | "Receipts" >> beam.Values())]
 
     job = BatchJob(
         source="witness",
@@ -63,6 +63,7 @@ def witness_job(registry: str, denylist: str | None = None, entropy: str | None 
         tables={"witness": OutputTable(WITNESS_OUT, "received_timestamp"),
                 "beacon": OutputTable(BEACON_OUT, "received_timestamp")},
         build=build,
+        shard_keys={"beacon": ("gateway", "pub_key"), "witness": ("payload", "data")},
         rules={"version": version,
                "beacon": {"version": cb.version, "constants": dict(cb.values), "table": describe(BEACON_RULES, cb)},
                "witness": {"version": cw.version, "constants": dict(cw.values), "table": describe(WITNESS_RULES, cw)}},

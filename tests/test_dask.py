@@ -26,7 +26,7 @@ NOW = datetime(2026, 11, 21, tzinfo=timezone.utc)
 @pytest.fixture(scope="module")
 def cluster():
     from dask.distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
         yield c
 
 
@@ -78,7 +78,7 @@ def test_killed_worker_never_commits_a_partial_result(tmp_path, bigger):
     run(baseline, data=bigger)
     out = tmp_path / "dask"
     killed = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c, \
             Client(c.scheduler_address) as client:
         pids = list(_worker_pids(client).values())
 

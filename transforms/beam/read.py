@@ -50,3 +50,8 @@ def quarantine_part(t: pa.Table) -> tuple[str, pa.Table]:
     import hashlib
     key = f"{t.column('source')[0].as_py()}|{t.column('source_uri')[0].as_py()}"
     return "q-" + hashlib.sha1(key.encode()).hexdigest()[:16], t
+
+
+class StatsReceipt(beam.DoFn):
+    def process(self, t: pa.Table):
+        yield stats_receipt(t)

@@ -41,15 +41,15 @@ class _WithRefs(beam.DoFn):
         return self._loaded[k]
 
 
-@beam.typehints.with_output_types(pa.Table)
+@beam.typehints.with_output_types(beam.typehints.Tuple[str, pa.Table])
 class VerifyBeacons(_WithRefs):
-    """(gateway bucket, shard refs) → verified beacon table."""
+    """(gateway bucket, shard refs) → ('vbeacon', verified beacon table)."""
 
     def process(self, element):
         _, refs = element
         beacons = load_group(refs, {"beacon": _RAW_B})["beacon"]
-        yield verify_beacons(beacons, self._ref("registry"), self._ref("deny"), self._ref("entropy"),
-                             self.consts, self.now_ms)
+        yield "vbeacon", verify_beacons(beacons, self._ref("registry"), self._ref("deny"), self._ref("entropy"),
+                                        self.consts, self.now_ms)
 
 
 @beam.typehints.with_output_types(beam.typehints.Tuple[str, beam.typehints.Tuple[str, pa.Table]])

@@ -115,6 +115,14 @@ class WriteParquet(beam.DoFn):
         return pa.table(cols, schema=self.schema)
 
 
+class WriteQuarantine(WriteParquet):
+    """Quarantine rows of one input file, named after that file."""
+
+    def process(self, table):
+        from transforms.beam.read import quarantine_part
+        yield from super().process(quarantine_part(table))
+
+
 class WriteReceipt(beam.DoFn):
     """Terminal step: persist each receipt as a small JSON file in staging.
 
