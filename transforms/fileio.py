@@ -60,7 +60,7 @@ def compression_of(uri: str) -> str:
 
 def iter_bytes(uri: str, decompress: bool = True, size: int = READ_SIZE) -> Iterator[bytes]:
     if decompress and compression_of(uri) == CompressionTypes.GZIP:
-        yield from _iter_gunzip(uri, size)
+        yield from _coalesce(_iter_gunzip(uri, size), size)
         return
     ctype = CompressionTypes.AUTO if decompress else CompressionTypes.UNCOMPRESSED
     with FileSystems.open(uri, mime_type="application/octet-stream", compression_type=ctype) as f:
@@ -69,6 +69,21 @@ def iter_bytes(uri: str, decompress: bool = True, size: int = READ_SIZE) -> Iter
             if not chunk:
                 return
             yield chunk
+
+
+def _coalesce(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Join small decompressed pieces into chunks of about `size` bytes, so
+    downstream parsing works on large batches, not on zlib's output pieces."""
+    buf: list[bytes] = []
+    n = 0
+    for p in pieces:
+        buf.append(p)
+        n += len(p)
+        if n >= size:
+            yield b"".join(buf)
+            buf, n = [], 0
+    if buf:
+        yield b"".join(buf)
 
 
 def _iter_gunzip(uri: str, size: int) -> Iterator[bytes]:

@@ -221,6 +221,14 @@ def _parse_tolerant(lines: list[bytes], nums: list[int], schema: pa.Schema, bad:
         bisect(idx[mid:])
 
     bisect(ok_idx)
+    if len(tables) > 1:
+        # The bad lines are isolated now: parse every good line in one block,
+        # so downstream steps see one large table per chunk, not many pieces.
+        good = np.sort(np.concatenate(idxs))
+        try:
+            return [_parse_block([lines[i] for i in good.tolist()], schema, alternatives)], [good]
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     return tables, idxs
 
 
