@@ -67,6 +67,7 @@ def totals(outputs: list[dict]) -> dict:
     for o in outputs:
         for c in o["per_source"].values():
             per_table[o["table"]].update(c)
+        per_table[o["table"]].update(o.get("totals", {}))  # derived (unaccounted) tables
         reasons[o["table"]].update(o.get("reasons", {}))
     return {"by_table": {t: dict(sorted(c.items())) for t, c in sorted(per_table.items())},
             "reasons": {t: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))

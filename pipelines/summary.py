@@ -14,6 +14,9 @@ def print_summary(doc: dict, out: str, console: Console | None = None) -> None:
         t.add_column(col, justify="right" if col != "table" else "left")
     for name, c in doc["counts"]["by_table"].items():
         rows = sum(c.values())
+        if set(c) == {"rows"}:  # a derived table without verdicts (e.g. sensor_hourly)
+            t.add_row(name, f"{rows:,}", "", "", "")
+            continue
         t.add_row(name, f"{rows:,}", f"{c.get('valid', 0):,}", f"{c.get('invalid', 0):,}",
                   f"{c.get('quarantined', 0):,}")
     console.print(t)

@@ -21,10 +21,11 @@ class ReadFiles(beam.DoFn):
     quarantine rows, so one bad file cannot fail a run."""
 
     def __init__(self, specs: dict[str, SourceSpec], chunk_bytes: int = 16 << 20,
-                 duplicates: dict[str, str] | None = None):
+                 duplicates: dict[str, str] | None = None, progress_dir: str | None = None):
         self.specs = specs
         self.chunk_bytes = chunk_bytes
         self.duplicates = duplicates or {}
+        self.progress_dir = progress_dir  # a marker per finished file, for the driver's progress bar
 
     def process(self, element):
         kind, uri = element
@@ -38,6 +39,12 @@ class ReadFiles(beam.DoFn):
             elif tag == "quarantine":
                 yield QUARANTINE, value
             else:
+                if self.progress_dir:
+                    import hashlib
+                    from transforms import fileio
+                    name = hashlib.sha1(uri.encode()).hexdigest()[:20]
+                    fileio.write_bytes(fileio.join(self.progress_dir, f"input-{name}.json"),
+                                       b'{"records": %d}' % value.records)
                 yield STATS, pa.Table.from_pylist([{"receipt": "input", "kind": kind, **value.to_dict()}])
 
 

@@ -35,8 +35,11 @@ def dates_of(t: pa.Table, column: str | None, unit: str, fixed: str | None) -> p
     """UTC date (YYYY-MM-DD) of each row's event time, or one fixed date."""
     if fixed is not None or column is None:
         return pa.array([fixed] * t.num_rows, pa.string())
-    per_day = {"ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000, "s": 86_400}[unit]
-    raw = pc.cast(t.column(column), pa.int64())
+    col = t.column(column)
+    if pa.types.is_date32(col.type):  # a calendar-day column: its value is already the day
+        col, unit = pc.cast(col, pa.int32()), "D"
+    per_day = {"ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000, "s": 86_400, "D": 1}[unit]
+    raw = pc.cast(col, pa.int64())
     days = np.floor_divide(pc.fill_null(raw, 0).to_numpy(zero_copy_only=False), per_day)
     uniq, inv = np.unique(days, return_inverse=True)
     names = np.array([_day_name(int(d)) for d in uniq], dtype=object)
@@ -52,9 +55,23 @@ def _day_name(day: int) -> str:
         return "unknown"
 
 
-def counts(t: pa.Table) -> dict:
-    """Per source file × verdict counts, and reason counts (vectorized)."""
+def counts(t: pa.Table, accounted: bool = True) -> dict:
+    """Per source file × verdict counts, and reason counts (vectorized).
+
+    `accounted=False` is for derived tables (aggregates without per-row
+    `source_uri`): no per-file counts, so the manifest's per-file accounting
+    ignores them; their verdict counts (or row count) go in `totals`."""
     per: dict[str, dict[str, int]] = {}
+    if not accounted:
+        out: dict = {"per_source": {}, "reasons": {}}
+        if "verdict" in t.column_names:
+            vc = pc.value_counts(t.column("verdict")).to_pylist() if t.num_rows else []
+            out["totals"] = {d["values"]: d["counts"] for d in vc}
+            flat = pc.list_flatten(t.column("reasons"))
+            out["reasons"] = {d["values"]: d["counts"] for d in pc.value_counts(flat).to_pylist()} if len(flat) else {}
+        else:
+            out["totals"] = {"rows": t.num_rows}
+        return out
     if "verdict" in t.column_names:
         g = t.group_by(["source_uri", "verdict"]).aggregate([("verdict", "count")])
         for uri, v, c in zip(g.column("source_uri").to_pylist(), g.column("verdict").to_pylist(),
@@ -78,9 +95,11 @@ class WriteParquet(beam.DoFn):
     a retried task overwrites rather than duplicates."""
 
     def __init__(self, staging: str, table: str, schema: pa.Schema, run_columns: dict,
-                 date_column: str | None = None, date_unit: str = "ms", fixed_date: str | None = None):
+                 date_column: str | None = None, date_unit: str = "ms", fixed_date: str | None = None,
+                 accounted: bool = True):
         self.staging, self.table, self.schema = staging, table, schema
         self.run_columns = run_columns
+        self.accounted = accounted  # False: derived table, not counted against input files
         self.date_column, self.date_unit, self.fixed_date = date_column, date_unit, fixed_date
 
     def process(self, element):
@@ -97,7 +116,7 @@ class WriteParquet(beam.DoFn):
             fileio.write_bytes(fileio.join(self.staging, "data", rel), data)
             yield {"receipt": "output", "table": self.table, "date": d, "path": rel,
                    "rows": sub.num_rows, "bytes": len(data),
-                   "sha256": hashlib.sha256(data).hexdigest(), **counts(sub)}
+                   "sha256": hashlib.sha256(data).hexdigest(), **counts(sub, self.accounted)}
 
     def _stamp(self, t: pa.Table) -> pa.Table:
         n = t.num_rows

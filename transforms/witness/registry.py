@@ -41,6 +41,7 @@ def load_registry(uri: str) -> tuple[pa.Table, list[dict]]:
         problems.append({"row": int(i) + 1, "pub_key": keys[int(i)].as_py(),
                          "problem": f"location {t.column('location')[int(i)].as_py()!r} is not an H3 cell; treated as not asserted"})
     cells = np.where(valid, cells, np.uint64(0))
+    cells = _cells_from_latlng(t, cells, keys, problems)
     loc = pa.array(cells, pa.uint64()).to_numpy()
     loc_arr = pa.array(loc, pa.uint64(), mask=(loc == 0))
     lat, lng = h3util.centers(cells)
@@ -67,6 +68,35 @@ def load_registry(uri: str) -> tuple[pa.Table, list[dict]]:
                          "problem": f"{out.num_rows - len(first)} duplicate pub_key row(s); first kept"})
         out = out.take(pa.array(np.sort(first)))
     return out, problems
+
+
+def _cells_from_latlng(t: pa.Table, cells: np.ndarray, keys, problems: list[dict]) -> np.ndarray:
+    """Registries exported as coordinates: a row without an H3 location but
+    with lat/lng (or lon) is asserted at its res-12 cell; coordinates off the
+    globe (lat 91, lon -181, NaN) leave it not asserted, reported by row."""
+    lng_col = "lng" if "lng" in t.column_names else "lon" if "lon" in t.column_names else None
+    if "lat" not in t.column_names or lng_col is None:
+        return cells
+    import h3.api.basic_int as h3i
+    try:
+        lat = t.column("lat").cast(pa.float64()).to_numpy(zero_copy_only=False)
+        lng = t.column(lng_col).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        problems.append({"row": None, "pub_key": None, "problem": f"lat/{lng_col} columns are not numbers; ignored"})
+        return cells
+    cells = cells.copy()
+    for i in np.nonzero(cells == 0)[0]:
+        y, x = lat[i], lng[i]
+        if np.isnan(y) and np.isnan(x):
+            continue
+        if not (np.isfinite(y) and np.isfinite(x) and -90 <= y <= 90 and -180 <= x <= 180):
+            if len(problems) < 1000:
+                problems.append({"row": int(i) + 1, "pub_key": keys[int(i)].as_py(),
+                                 "problem": f"lat {y}, {lng_col} {x} is not on the globe "
+                                            f"(lat -90..90, {lng_col} -180..180); treated as not asserted"})
+            continue
+        cells[i] = np.uint64(h3i.latlng_to_cell(float(y), float(x), 12))
+    return cells
 
 
 def load_denylist(uri: str | None) -> pa.Table:
