@@ -29,6 +29,11 @@ demo: env
 	    --out $(DEMO) --now $(NOW)
 	@echo "== DuckDB: valid-witness rate per region =="
 	@$(PY) -c "import duckdb; duckdb.sql(\"SELECT region_of_witness, count(*) AS witnesses, round(avg((verdict = 'valid')::INT), 3) AS valid_rate FROM (SELECT CASE WHEN frequency > 900000000 THEN 'US915' ELSE 'EU868' END AS region_of_witness, verdict FROM read_parquet('$(DEMO)/witness/*/*.parquet', hive_partitioning = true)) GROUP BY ALL ORDER BY 1\").show()"
+	@echo "== weather-station packets (sample_data/sensor) =="
+	@$(HX) batch sensor --readings 'sample_data/sensor/readings-*' --stations sample_data/sensor/stations.csv \
+	    --out $(DEMO)/sensor_run --now $(NOW)
+	@echo "== DuckDB: daily QoD / PoL per station, 2026-11-20 =="
+	@$(PY) -c "import duckdb; duckdb.sql(\"SELECT station_id, model, round(qod_score, 3) AS qod, pol_score AS pol, pol_flags, verdict FROM read_parquet('$(DEMO)/sensor_run/sensor_daily/*/*.parquet', hive_partitioning = true) WHERE date = '2026-11-20' ORDER BY 1\").show(max_width=200)"
 
 test: env
 	@$(PY) -m pytest

@@ -216,6 +216,7 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
             f"counts do not add up for {first['uri']}: {first}; staging kept at {staging}")
     doc["timings"]["total_s"] = round(time.monotonic() - t0, 3)
     doc["committed_partitions"] = sorted(f"{t}/date={d}" for t in job.tables | {"quarantine": None} for d in owned)
-    commit.commit(out, staging, run_id, list(job.tables) + ["quarantine"], owned, doc, tag=s.commit_tag)
+    commit.commit(out, staging, run_id, list(job.tables) + ["quarantine"], owned, doc, tag=s.commit_tag,
+                  source=job.source)
     doc["timings"]["commit_s"] = round(time.monotonic() - t_c, 3)
     return doc

@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "pipelines.cli_core",
     "pipelines.cli_buyer",
     "pipelines.cli_batch",
+    "pipelines.cli_sensor",
+    "pipelines.cli_imagery",
     "pipelines.cli_schedule",
     "pipelines.cli_stream",
 ]

@@ -51,7 +51,7 @@ def run_cmd(ctx, config, day, sources, now, force, allow_missing, allow_empty, r
     arguments are Beam pipeline options."""
     from pipelines.config import ConfigError, parse_date
     from pipelines.runner import runner_context
-    from pipelines.schedule import RunFailed, one_line, run_source
+    from pipelines.schedule import RunBusy, RunFailed, one_line, run_source
     cfg = _load(config)
     try:
         d = parse_date(day)
@@ -80,7 +80,7 @@ def run_cmd(ctx, config, day, sources, now, force, allow_missing, allow_empty, r
                                progress=False)
             except RunFailed as e:
                 click.echo(f"error: {name} {d}: {e}", err=True)
-                code = max(code, e.exit_code) if code != 1 else 1
+                code = e.exit_code if code in (0, RunBusy.exit_code) else code  # a failure outranks "busy"
                 continue
             except Exception as e:  # never a traceback in a cron log
                 click.echo(f"error: {name} {d}: {one_line(e)}", err=True)

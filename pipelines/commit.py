@@ -14,7 +14,8 @@ Scheduled runs pass a `tag` (their logical date): then a partition is shared
 by every date whose rows fall in it (late or future event times), each file
 is named after the date that wrote it, and a run replaces only its own
 date's files in each partition, atomically, keeping the others (hard links).
-Without a tag a run owns whole partitions (the `batch` command).
+Without a tag, a `batch` run owns its own source's files in the date
+partitions it writes (`plan_source`); other sources' files there are kept.
 
 All commits, journal replays and prunes of one output root are serialised by
 `OUT/_locks/commit.lock`; a staging area is only ever cleaned by a process
@@ -69,27 +70,49 @@ def plan(out: str, staging: str, tables: list[str], dates: set[str]) -> list[dic
 
 
 def tag_prefix(tag: str) -> str:
-    """File-name prefix of the files a scheduled run of date `tag` publishes."""
-    return f"part-d{tag.replace('-', '')}-"
+    """File-name prefix of the files a scheduled run publishes. `tag` is
+    "<source>.<YYYY-MM-DD>" (or a bare date): the source is part of it because
+    sources share the quarantine table, so one source's re-run of a date must
+    not replace another source's files of that date."""
+    name, _, day = tag.rpartition(".")
+    return f"part-{name + '.' if name else ''}d{day.replace('-', '')}-"
 
 
 def plan_tagged(out: str, staging: str, tables: list[str], tag: str, manifest: dict) -> list[dict]:
     """Swaps for a run that owns only its date's files: every partition that
     gets new files or holds files of an earlier run of the same date.
 
-    Staged files are renamed to `part-d<date>-<content hash>-<part>.parquet`
+    Staged files are renamed to `part-<source>.d<date>-<content hash>-<part>.parquet`
     (manifest paths follow): the date says whose they are, the content hash
     makes a stale directory listing fail loudly instead of mixing two runs.
     Files of other dates are hard-linked into the staged partition, so the
     swap publishes old and new together."""
     prefix = tag_prefix(tag)
+    return _plan_owned(out, staging, tables, prefix, prefix, manifest, dates=None)
+
+
+def plan_source(out: str, staging: str, tables: list[str], source: str, dates: set[str],
+                manifest: dict) -> list[dict]:
+    """Swaps for a `batch` run: it is authoritative for its own source's rows
+    in the date partitions it owns, and nothing else. Other sources' files in
+    a shared partition (the quarantine table) are kept by hard links, so
+    running witness and sensor batches into one output root loses nothing."""
+    prefix = f"part-{source}."
+    return _plan_owned(out, staging, tables, prefix, f"{prefix}b", manifest, dates=dates)
+
+
+def _plan_owned(out: str, staging: str, tables: list[str], owned: str, new_prefix: str, manifest: dict,
+                dates: set[str] | None) -> list[dict]:
+    """Files named `owned…` in a touched partition are replaced; all others kept.
+    `dates=None`: touch partitions holding owned files anywhere (a dated run);
+    else touch only those dates (a batch run)."""
     outputs = manifest.get("outputs", [])
     h = hashlib.sha256("".join(sorted(o["sha256"] for o in outputs)).encode()).hexdigest()[:8]
     for o in outputs:
         d, name = os.path.split(o["path"])
-        if name.startswith(prefix):
+        if name.startswith(new_prefix):
             continue
-        new = f"{prefix}{h}-{name.removeprefix('part-')}"
+        new = f"{new_prefix}{h}-{name.removeprefix('part-')}"
         os.rename(os.path.join(staging, "data", o["path"]), os.path.join(staging, "data", d, new))
         o["path"] = f"{d}/{new}"
     ops = []
@@ -101,14 +124,15 @@ def plan_tagged(out: str, staging: str, tables: list[str], tag: str, manifest: d
         if os.path.isdir(od):
             for n in os.listdir(od):
                 if n.startswith("date=") and os.path.isdir(os.path.join(od, n)) and \
-                        any(f.startswith(prefix) for f in os.listdir(os.path.join(od, n))):
+                        (dates is None or n[5:] in dates) and \
+                        any(f.startswith(owned) for f in os.listdir(os.path.join(od, n))):
                     parts.add(n[5:])
         for d in sorted(parts):
             src, dst = os.path.join(sd, f"date={d}"), os.path.join(od, f"date={d}")
             os.makedirs(src, exist_ok=True)
             if os.path.isdir(dst):
                 for f in sorted(os.listdir(dst)):
-                    if f.endswith(".parquet") and not f.startswith(prefix):
+                    if f.endswith(".parquet") and not f.startswith(owned):
                         try:
                             os.link(os.path.join(dst, f), os.path.join(src, f))
                         except OSError:
@@ -194,12 +218,15 @@ def _token(run_id: str, ops: list[dict], manifest: dict) -> str:
 
 
 def commit(out: str, staging: str, run_id: str, tables: list[str], dates: set[str], manifest: dict,
-           tag: str | None = None) -> str:
+           tag: str | None = None, source: str | None = None) -> str:
     with locks.commit_lock(out):
         # A dead run's journal was planned against the state before it: finish it first.
         _recover_locked(out, live={run_id}, journals_only=True)
         if tag:
             ops = plan_tagged(out, staging, tables, tag, manifest)
+            manifest["committed_partitions"] = sorted(f"{o['table']}/date={o['date']}" for o in ops)
+        elif source:
+            ops = plan_source(out, staging, tables, source, dates, manifest)
             manifest["committed_partitions"] = sorted(f"{o['table']}/date={o['date']}" for o in ops)
         else:
             ops = plan(out, staging, tables, dates)

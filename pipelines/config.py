@@ -34,10 +34,10 @@ SOURCES: dict[str, SourceDef] = {
                          inputs={"beacons": "beacon", "witnesses": "witness"},
                          refs={"registry": True, "denylist": False, "entropy": False}),
     # Built by other pipelines; their keys are passed through to the job factory.
-    "imagery": SourceDef("pipelines.imagery_batch", "imagery_job", inputs={"frames": "frame"}, refs={},
-                         open_schema=True),
-    "sensor": SourceDef("pipelines.sensor_batch", "sensor_job", inputs={"readings": "reading"}, refs={},
-                        open_schema=True),
+    "imagery": SourceDef("pipelines.imagery_batch", "imagery_job", inputs={"frames": "frame"},
+                         refs={"devices": False}),
+    "sensor": SourceDef("pipelines.sensor_batch", "sensor_job", inputs={"readings": "reading"},
+                        refs={"stations": True}),
 }
 
 

@@ -131,7 +131,8 @@ class Ledger:
         return self._query(sql + " ORDER BY recorded_at, uri, version", params)
 
     def run_ids(self) -> set[str]:
-        return {r["run_id"] for r in self._query("SELECT DISTINCT run_id FROM ledger")}
+        """Runs recorded as committed (a failed attempt under the same id doesn't count)."""
+        return {r["run_id"] for r in self._query("SELECT DISTINCT run_id FROM ledger WHERE status <> 'failed'")}
 
     # --- writes --------------------------------------------------------------
     def record(self, doc: dict, committed_at: datetime | None = None) -> int:
@@ -164,7 +165,6 @@ class Ledger:
                              a.get("quarantined", i.get("quarantined")), self._version(con, uri, sha),
                              i.get("error") or None, when, _utcnow()])
                 n += 1
-            con.execute("DELETE FROM ledger WHERE run_id = ? AND status = 'failed'", [run_id])
             con.execute("COMMIT")
             return n
         finally:

@@ -78,6 +78,17 @@ def landing_files(src: SourceConfig, day: Date) -> tuple[dict[str, list[fileio.F
                 if os.path.basename(m.path).startswith((".", "_")):
                     continue
                 files[m.path] = fileio.FileInfo(m.path, int(m.size_in_bytes))
+            if "://" not in pat:
+                # Beam's glob skips directories and broken links without a word;
+                # a landing entry that silently vanishes is the worst outcome.
+                import glob as _glob
+                for p in _glob.glob(pat):
+                    if p in files or os.path.basename(p).startswith((".", "_")):
+                        continue
+                    why = ("is a directory" if os.path.isdir(p) else
+                           f"is a broken symbolic link (to {os.readlink(p)})" if os.path.islink(p) else
+                           "cannot be listed")
+                    raise RunFailed(f"landing entry {p} {why}; remove it or narrow the glob {pat}")
         found[kind] = sorted(files.values(), key=lambda f: f.uri)
     return found, patterns
 
@@ -114,6 +125,8 @@ def make_job(cfg: Config, src: SourceConfig):
         if "argument" in str(e):
             raise RunFailed(f"[sources.{src.name}] does not fit {sd.module}.{sd.factory}: {e}") from None
         raise
+    except (fileio.InputError, ValueError) as e:  # bad reference file or rule override
+        raise RunFailed(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
 def run_source(cfg: Config, src: SourceConfig, day: Date, *, now: datetime | None = None,
@@ -147,6 +160,12 @@ def _run_locked(cfg, src, day, d, now, force, allow_missing, allow_empty, beam_a
         if allow_empty:
             return Outcome(src.name, d, "noop", f"no landing files for {src.name} on {d}; nothing to do")
         raise RunFailed(f"no landing files for {src.name} on {d} (looked for {', '.join(patterns)})")
+    # Built before the no-op check: a broken config or reference table is
+    # reported on every run, not only on days with new files.
+    job = make_job(cfg, src)
+    if job is None:
+        return Outcome(src.name, d, "skipped", f"source {src.name} is configured but its pipeline "
+                                               f"is not installed; skipped")
     shas = {f.uri: _sha(f.uri) for _, f in every}
     if not force and all(ledger.is_current(f.uri, shas[f.uri]) for _, f in every):
         return Outcome(src.name, d, "noop",
@@ -170,16 +189,12 @@ def _run_locked(cfg, src, day, d, now, force, allow_missing, allow_empty, beam_a
         twin = ledger.twin(sha, f.uri)
         if twin is not None and twin["logical_date"] != d and twin["uri"] not in present:
             duplicates[f.uri] = f"{twin['uri']} (ingested for {twin['logical_date']} by {twin['run_id']})"
-    job = make_job(cfg, src)
-    if job is None:
-        return Outcome(src.name, d, "skipped", f"source {src.name} is configured but its pipeline "
-                                               f"is not installed; skipped")
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     h = hashlib.sha256("|".join(f"{f.uri}:{shas[f.uri]}" for _, f in every).encode()).hexdigest()[:8]
     run_id = f"{src.name}-{d}-{now.strftime('%Y%m%dT%H%M%SZ')}-{h}"
     settings = RunSettings(out=out, inputs={k: [f.uri for f in fs] for k, fs in files.items()}, run_id=run_id,
                            now=now, logical_date=d, beam_args=beam_args, n_buckets=n_buckets,
-                           progress=progress, commit_tag=d, duplicates=duplicates)
+                           progress=progress, commit_tag=f"{src.name}.{d}", duplicates=duplicates)
     try:
         doc = execute(job, settings)
     except BaseException as e:
@@ -190,13 +205,23 @@ def _run_locked(cfg, src, day, d, now, force, allow_missing, allow_empty, beam_a
         except Exception:
             pass
         if not isinstance(e, AccountingError):
-            commit.recover(out)  # our staging: nothing of it was published
+            try:
+                commit.recover(out)  # our staging: nothing of it was published
+            except Exception:
+                pass  # e.g. still no space: the next run recovers
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
         if isinstance(e, RunInProgress):
             raise RunBusy(str(e)) from None
-        prefix = "accounting check failed, nothing committed: " if isinstance(e, AccountingError) else ""
-        raise RunFailed(f"{prefix}{msg}; nothing committed, previous state intact") from None
+        if isinstance(e, AccountingError):
+            raise RunFailed(f"accounting check failed, nothing committed: {msg}") from None
+        if os.path.exists(os.path.join(out, "_staging", run_id, commit.JOURNAL)):
+            state = "the commit was interrupted after its journal; the next run completes it"
+        elif os.path.exists(os.path.join(out, "_runs", f"{run_id}.json")):
+            state = "recovery completed the commit"
+        else:
+            state = "nothing committed, previous state intact"
+        raise RunFailed(f"{msg}; {state}") from None
     hooks.pause("ledger")
     ledger.record(doc)
     pruned = prune(out, cfg.retention_days, day) if cfg.retention_days else []

@@ -30,7 +30,9 @@ def generated(rows: int = 600, seed: int = 7) -> str:
     key = (rows, seed)
     if key not in _CACHE:
         import tempfile
+        import atexit
         d = tempfile.mkdtemp(prefix=f"hexsieve-gen-{rows}-{seed}-")
+        atexit.register(shutil.rmtree, d, True)
         generate(d, rows=rows, seed=seed, files=2)
         _CACHE[key] = d
     return _CACHE[key]

@@ -76,12 +76,17 @@ def _coalesce(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
     downstream parsing works on large batches, not on zlib's output pieces."""
     buf: list[bytes] = []
     n = 0
-    for p in pieces:
-        buf.append(p)
-        n += len(p)
-        if n >= size:
+    try:
+        for p in pieces:
+            buf.append(p)
+            n += len(p)
+            if n >= size:
+                yield b"".join(buf)
+                buf, n = [], 0
+    except (OSError, EOFError):
+        if buf:  # a truncated stream: what was decoded before the cut still counts
             yield b"".join(buf)
-            buf, n = [], 0
+        raise
     if buf:
         yield b"".join(buf)
 

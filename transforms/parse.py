@@ -122,6 +122,12 @@ def _parse_block(lines: list[bytes], schema: pa.Schema,
     alternative (guided by pyarrow's error), then convert back to the primary
     type. A block mixing kinds in one column still fails and is bisected."""
     buf = b"\n".join(lines)
+    try:
+        # pyarrow.json copies invalid UTF-8 into string columns unchecked;
+        # the per-line fallback then names the offending lines.
+        buf.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise pa.ArrowInvalid(f"not UTF-8: {e}") from None
     longest = max(map(len, lines), default=0)
     choice: dict[str, int] = {}
     current = schema

@@ -95,7 +95,7 @@ def plan_stations(n: int, rng) -> list[dict]:
             city, model, role = ROLES[i]
         else:
             city = CITIES[i % len(CITIES)][0]
-            model = "WS1000" if rng.random() < WS1000_SHARE else "WS2000"
+            model = "WS1000" if (i - len(ROLES)) % round(1 / WS1000_SHARE) == 0 else "WS2000"
             role = "ordinary"
         ci = [c[0] for c in CITIES].index(city)
         counters[city] += 1
@@ -114,7 +114,7 @@ def _packets(stations: list[dict], t0: int, t1: int, rng) -> dict[str, np.ndarra
         start = t0 - DAY_MS if s["role"] == "relocated" else t0   # a day more history: see ROLES
         end = t1
         step = STEP_S[s["model"]] * 1000
-        phase = int(rng.integers(0, step))
+        phase = int(rng.integers(0, step // 1000)) * 1000
         ts = np.arange(start + phase, end, step, dtype=np.int64)
         if s["role"] == "unregistered":
             ts = ts[(ts >= t0 + 14 * HOUR_MS) & (ts < t0 + 18 * HOUR_MS)]
@@ -124,8 +124,9 @@ def _packets(stations: list[dict], t0: int, t1: int, rng) -> dict[str, np.ndarra
         tss.append(ts)
     st = np.concatenate(sts)
     ts = np.concatenate(tss)
-    ts = ts + rng.integers(-1000, 1001, len(ts))
-    return {"st": st, "ts": ts}
+    ts = ts // 1000 * 1000 + rng.integers(-1, 2, len(ts)) * 1000   # whole seconds, ±1 s jitter
+    keep = (ts >= np.where(st == [s["role"] for s in stations].index("relocated"), t0 - DAY_MS, t0)) & (ts < t1)
+    return {"st": st[keep], "ts": ts[keep]}
 
 
 def _weather(stations, st, ts, t0, t1, rng) -> dict[str, np.ndarray]:
@@ -146,8 +147,8 @@ def _weather(stations, st, ts, t0, t1, rng) -> dict[str, np.ndarray]:
             + 0.6 * np.sin(4 * np.pi * h_local / 24)
             + _smooth(rng, n_st, t0 - DAY_MS, t1, 3 * HOUR_MS, 0.3, st, ts) + rng.normal(0, 0.04, len(ts)))
     gust = np.abs(rng.normal(0, 0.6, len(ts)))
-    wind = np.maximum(0.3, w_mean * (0.8 + 0.3 * np.sin(2 * np.pi * (h_local - 8) / 24))
-                      + _smooth(rng, n_st, t0 - DAY_MS, t1, HOUR_MS, 0.5, st, ts) + gust)
+    wind = np.maximum(0.0, w_mean * (0.8 + 0.3 * np.sin(2 * np.pi * (h_local - 8) / 24))
+                      + _smooth(rng, n_st, t0 - DAY_MS, t1, HOUR_MS, 0.25, st, ts)) + gust
     wdir = (w_dir + _smooth(rng, n_st, t0 - DAY_MS, t1, HOUR_MS, 12.0, st, ts) + rng.normal(0, 12, len(ts))) % 360
     # Daylight: a half-sine between sunrise and sunset around local noon, under cloud.
     x = (h_local - (12 - daylen / 2)) / daylen
@@ -218,7 +219,7 @@ def _faults(stations, d: dict, t0: int, now_ms: int, rng) -> dict:
     # Broken vane: direction stuck at 270° from the first packet to the last.
     d["wind_direction"][st == role["broken_vane"]] = 270.0
     k = role["broken_vane"]
-    d["humidity"][st == k] = np.minimum(d["humidity"][st == k], 80.0)   # dry enough not to excuse it
+    d["humidity"][st == k] = np.clip(d["humidity"][st == k] - 12.0, 15.0, 98.0)   # dry enough not to excuse it
     # Frozen: overnight (00:00–08:00) the anemometer and vane stop below 0 °C.
     k = role["frozen"]
     r = rows(k, 0, 8)
@@ -300,7 +301,7 @@ def _write_jsonl(t: pa.Table, path: str, gz: bool) -> None:
     con.close()
 
 
-def generate(out: str, stations: int = 14, days: int = 1, seed: int = 7, files: int = 5,
+def generate(out: str, stations: int = 12, days: int = 1, seed: int = 7, files: int = 5,
              rows: int | None = None, start: datetime = DAY, now: str = NOW) -> dict:
     """Write readings-*.jsonl[.gz|.parquet] and stations.csv to `out`; returns counts.
 

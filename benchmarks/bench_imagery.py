@@ -1,0 +1,114 @@
+"""Imagery pipeline throughput and memory against a floor (pyarrow read, one
+H3 cell per row, Parquet write; no Beam) and a per-record Beam pipeline
+(json.loads per line, dict per record), on 2M generated frames.
+
+    .venv/bin/python benchmarks/bench_imagery.py [--rows 2000000] [--files 8] [--skip per_record]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from measure import run  # noqa: E402
+
+PY = sys.executable
+HX = [PY, "-m", "pipelines.cli"]
+NOW = "2026-11-21T00:00:00Z"
+
+
+def ensure_data(rows: int, files: int, root: str) -> tuple[str, float | None]:
+    d = os.path.join(root, f"imagery-{rows}-{files}")
+    if os.path.exists(os.path.join(d, "devices.csv")):
+        return d, None
+    shutil.rmtree(d, ignore_errors=True)
+    print(f"generating {rows:,} frames into {d} …", flush=True)
+    t0 = time.perf_counter()
+    run(HX + ["generate", "imagery", "--rows", str(rows), "--files", str(files), "--out", d], cwd=ROOT)
+    return d, time.perf_counter() - t0
+
+
+def frames(d: str) -> list[str]:
+    return [f"{d}/frames-*", f"{d}/mapillary-*.jsonl"]
+
+
+def hexsieve(d: str, out: str, extra: list[str]) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    args = [x for pat in frames(d) for x in ("--frames", pat)]
+    r = run(HX + ["batch", "imagery", *args, "--devices", f"{d}/devices.csv", "--out", out, "--now", NOW,
+                  "--quiet", *extra], cwd=ROOT)
+    (m,) = os.listdir(os.path.join(out, "_runs"))
+    doc = json.load(open(os.path.join(out, "_runs", m)))
+    r["records"] = sum(f["records"] for f in doc["accounting"]["files"])
+    r["pipeline_s"] = doc["timings"]["pipeline_s"]
+    r["counts"] = doc["counts"]["by_table"]
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--root", default=os.path.join(ROOT, "bench_out"))
+    ap.add_argument("--skip", default="", help="comma list of: floor,per_record,one_worker,processes")
+    a = ap.parse_args()
+    skip = set(filter(None, a.skip.split(",")))
+    os.makedirs(a.root, exist_ok=True)
+    d, gen_s = ensure_data(a.rows, a.files, a.root)
+    if gen_s is not None:
+        print(f"generated in {gen_s:.1f} s (incl. interpreter start)")
+    results: dict[str, dict] = {}
+
+    def report(name, r, rows):
+        r["rows_per_s"] = rows / r["wall_s"]
+        results[name] = r
+        print(f"{name:36s} {rows:>11,} rows {r['wall_s']:8.2f} s {r['rows_per_s']:>11,.0f} rows/s  "
+              f"peak RSS {r['peak_rss_total_mb']:7.0f} MB total, {r['peak_rss_max_proc_mb']:6.0f} MB max/process",
+              flush=True)
+
+    modes = {"hexsieve imagery (direct, 2 threads)": []}
+    if "one_worker" not in skip:
+        modes["hexsieve imagery (direct, 1 worker)"] = ["--direct_num_workers=1"]
+    if "processes" not in skip:
+        modes["hexsieve imagery (direct, 2 processes)"] = ["--direct_num_workers=2",
+                                                           "--direct_running_mode=multi_processing"]
+    n = None
+    for name, extra in modes.items():
+        r = hexsieve(d, os.path.join(a.root, "out-imagery"), extra)
+        n = r["records"]
+        report(name, r, n)
+        print(f"    pipeline {r['pipeline_s']:.2f} s; {r['counts']}")
+    best_name = max(results, key=lambda k: results[k]["rows_per_s"])
+    best = results[best_name]
+    if "floor" not in skip:
+        out = os.path.join(a.root, "out-imagery-floor")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run([PY, os.path.join(HERE, "floor_imagery.py"), *[x for p in frames(d) for x in ("--frames", p)],
+                 "--out", out], cwd=ROOT)
+        report("floor (pyarrow + H3, no Beam)", r, n)
+    if "per_record" not in skip:
+        out = os.path.join(a.root, "out-imagery-per-record")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run([PY, os.path.join(HERE, "per_record_imagery.py"), *[x for p in frames(d) for x in ("--frames", p)],
+                 "--out", out, "--direct_num_workers=2", "--direct_running_mode=multi_threading"], cwd=ROOT)
+        report("per-record Beam (dict per record)", r, n)
+    print()
+    print(f"best hexsieve mode: {best_name}")
+    if "floor (pyarrow + H3, no Beam)" in results:
+        print(f"hexsieve / floor      = {best['rows_per_s'] / results['floor (pyarrow + H3, no Beam)']['rows_per_s']:.2f}")
+    if "per-record Beam (dict per record)" in results:
+        print(f"hexsieve / per-record = {best['rows_per_s'] / results['per-record Beam (dict per record)']['rows_per_s']:.2f}")
+    json.dump({k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")} for k, v in results.items()},
+              open(os.path.join(a.root, "bench_imagery.json"), "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Sensor pipeline throughput and memory against a floor (pyarrow read, one
+H3 cell per row, Parquet write; no Beam) and a per-record Beam pipeline
+(json.loads per line, dict per record).
+
+    .venv/bin/python benchmarks/bench_sensor.py [--rows 2000000] [--files 16]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from measure import run  # noqa: E402
+
+PY = sys.executable
+HX = [PY, "-m", "pipelines.cli"]
+
+
+def ensure_data(rows: int, files: int, root: str) -> str:
+    d = os.path.join(root, f"sensor-{rows}-{files}")
+    if not os.path.exists(os.path.join(d, "stations.csv")):
+        shutil.rmtree(d, ignore_errors=True)
+        t0 = time.perf_counter()
+        r = run(HX + ["generate", "sensor", "--rows", str(rows), "--files", str(files), "--out", d], cwd=ROOT)
+        print(r["stdout"].strip(), f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    return d
+
+
+def hexsieve(d: str, out: str, extra: list[str]) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    r = run(HX + ["batch", "sensor", "--readings", f"{d}/readings-*", "--stations", f"{d}/stations.csv",
+                  "--out", out, "--now", "2026-11-21T00:00:00Z", "--quiet", *extra], cwd=ROOT)
+    doc = json.load(open(glob.glob(os.path.join(out, "_runs", "*.json"))[0]))
+    r["records"] = sum(f["records"] for f in doc["accounting"]["files"])
+    r["pipeline_s"] = doc["timings"]["pipeline_s"]
+    r["counts"] = doc["counts"]
+    return r
+
+
+def jsonl_records(d: str) -> int:
+    import gzip
+    n = 0
+    for f in glob.glob(f"{d}/readings-*.jsonl*"):
+        opener = gzip.open if f.endswith(".gz") else open
+        with opener(f, "rb") as fh:
+            n += sum(1 for line in fh if line.strip())
+    return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--files", type=int, default=16)
+    ap.add_argument("--root", default=os.path.join(ROOT, "bench_out"))
+    ap.add_argument("--skip", default="", help="comma list of: floor,per_record,modes")
+    a = ap.parse_args()
+    skip = set(filter(None, a.skip.split(",")))
+    os.makedirs(a.root, exist_ok=True)
+    d = ensure_data(a.rows, a.files, a.root)
+    results: dict[str, dict] = {}
+
+    def report(name, r, rows):
+        r["rows"] = rows
+        r["rows_per_s"] = rows / r["wall_s"]
+        results[name] = r
+        print(f"{name:34s} {rows:>11,} rows {r['wall_s']:8.2f} s {r['rows_per_s']:>11,.0f} rows/s  "
+              f"peak RSS {r['peak_rss_total_mb']:7.0f} MB total, {r['peak_rss_max_proc_mb']:6.0f} MB max/process",
+              flush=True)
+
+    modes = {"hexsieve direct (2 threads)": []}
+    if "modes" not in skip:
+        modes["hexsieve direct (1 worker)"] = ["--direct_num_workers=1"]
+        modes["hexsieve direct (2 processes)"] = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    n = None
+    for name, extra in modes.items():
+        r = hexsieve(d, os.path.join(a.root, "out-sensor"), extra)
+        n = r["records"]
+        report(name, r, n)
+    best_name = max(results, key=lambda k: results[k]["rows_per_s"])
+    best = results[best_name]
+    print("  sensor reasons:", json.dumps(best["counts"]["reasons"].get("sensor", {})))
+    print("  daily:", json.dumps(best["counts"]["by_table"].get("sensor_daily", {})),
+          json.dumps(best["counts"]["reasons"].get("sensor_daily", {})))
+    if "floor" not in skip:
+        out = os.path.join(a.root, "out-sensor-floor")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run([PY, os.path.join(HERE, "floor_sensor.py"), "--readings", f"{d}/readings-*",
+                 "--stations", f"{d}/stations.csv", "--out", out], cwd=ROOT)
+        report("floor (pyarrow only, no Beam)", r, int(r["stdout"].strip()))
+    if "per_record" not in skip:
+        out = os.path.join(a.root, "out-sensor-per-record")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run([PY, os.path.join(HERE, "per_record_sensor.py"), "--readings", f"{d}/readings-*.jsonl*",
+                 "--stations", f"{d}/stations.csv", "--out", out, "--direct_num_workers=2",
+                 "--direct_running_mode=multi_threading"], cwd=ROOT)
+        report("per-record Beam (dict per record)", r, jsonl_records(d))
+    print()
+    print(f"best DirectRunner mode: {best_name}")
+    fl = results.get("floor (pyarrow only, no Beam)")
+    pr = results.get("per-record Beam (dict per record)")
+    if fl:
+        print(f"hexsieve / floor      = {best['rows_per_s'] / fl['rows_per_s']:.2f}")
+    if pr:
+        print(f"hexsieve / per-record = {best['rows_per_s'] / pr['rows_per_s']:.2f}")
+    json.dump({k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")} for k, v in results.items()},
+              open(os.path.join(a.root, "bench_sensor.json"), "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()
