@@ -22,24 +22,36 @@ $(VENV)/.installed: pyproject.toml
 
 demo: env
 	@rm -rf $(DEMO)
-	@echo "== witness reports (sample_data/witness) =="
+	@echo "== 1/3 witness reports (sample_data/witness) =="
 	@$(HX) batch witness --beacons 'sample_data/witness/beacons-*.jsonl.gz' \
 	    --witnesses 'sample_data/witness/witnesses-*.jsonl' --registry sample_data/witness/registry.csv \
 	    --denylist sample_data/witness/denylist.csv --entropy sample_data/witness/entropy.jsonl \
 	    --out $(DEMO) --now $(NOW)
-	@echo "== DuckDB: valid-witness rate per region =="
-	@$(PY) -c "import duckdb; duckdb.sql(\"SELECT region_of_witness, count(*) AS witnesses, round(avg((verdict = 'valid')::INT), 3) AS valid_rate FROM (SELECT CASE WHEN frequency > 900000000 THEN 'US915' ELSE 'EU868' END AS region_of_witness, verdict FROM read_parquet('$(DEMO)/witness/*/*.parquet', hive_partitioning = true)) GROUP BY ALL ORDER BY 1\").show()"
-	@echo "== weather-station packets (sample_data/sensor) =="
+	@echo "== 2/3 dashcam imagery (sample_data/imagery) =="
+	@$(HX) batch imagery --frames 'sample_data/imagery/frames-*' --frames 'sample_data/imagery/mapillary-*.jsonl' \
+	    --devices sample_data/imagery/devices.csv --out $(DEMO) --now $(NOW)
+	@echo "== 3/3 weather-station telemetry (sample_data/sensor) =="
 	@$(HX) batch sensor --readings 'sample_data/sensor/readings-*' --stations sample_data/sensor/stations.csv \
-	    --out $(DEMO)/sensor_run --now $(NOW)
-	@echo "== DuckDB: daily QoD / PoL per station, 2026-11-20 =="
-	@$(PY) -c "import duckdb; duckdb.sql(\"SELECT station_id, model, round(qod_score, 3) AS qod, pol_score AS pol, pol_flags, verdict FROM read_parquet('$(DEMO)/sensor_run/sensor_daily/*/*.parquet', hive_partitioning = true) WHERE date = '2026-11-20' ORDER BY 1\").show(max_width=200)"
+	    --out $(DEMO) --now $(NOW)
+	@echo "== DuckDB (hexsieve sql): valid-witness rate per region =="
+	@$(HX) sql --out $(DEMO) "SELECT CASE WHEN frequency > 900000000 THEN 'US915' ELSE 'EU868' END AS band, \
+	    count(*) AS witnesses, round(avg((verdict = 'valid')::INT), 3) AS valid_rate FROM witness GROUP BY ALL ORDER BY 1"
+	@echo "== DuckDB (hexsieve sql): top reason codes across sources =="
+	@$(HX) sql --out $(DEMO) "SELECT 'witness' AS source, r AS reason, count(*) AS n FROM (SELECT unnest(reasons) AS r FROM witness) GROUP BY ALL \
+	    UNION ALL SELECT 'imagery', r, count(*) FROM (SELECT unnest(reasons) AS r FROM imagery) GROUP BY ALL \
+	    UNION ALL SELECT 'sensor', r, count(*) FROM (SELECT unnest(reasons) AS r FROM sensor) GROUP BY ALL \
+	    UNION ALL SELECT 'quarantine', error_code, count(*) FROM quarantine GROUP BY ALL ORDER BY n DESC LIMIT 12"
+	@echo "== DuckDB (hexsieve sql): stations by QoD, 2026-11-20 =="
+	@$(HX) sql --out $(DEMO) "SELECT station_id, model, round(qod_score, 3) AS qod, pol_score AS pol, verdict \
+	    FROM sensor_daily WHERE date = '2026-11-20' ORDER BY qod DESC"
 
 test: env
 	@$(PY) -m pytest
 
 bench: env
 	@$(PY) benchmarks/bench_witness.py
+	@$(PY) benchmarks/bench_imagery.py
+	@$(PY) benchmarks/bench_sensor.py
 
 clean:
 	rm -rf $(DEMO) bench_out .pytest_cache

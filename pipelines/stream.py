@@ -32,6 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines import __version__, locks, manifest, stream_commit
 from pipelines.batch import OutputTable
+from pipelines.ledger import Ledger, default_path
 from pipelines.runner import pipeline_options, runner_name
 from schemas.quarantine import QUARANTINE
 from transforms import fileio
@@ -69,31 +70,37 @@ class StreamSettings:
     max_delay_ms: int = 5_000
     beam_args: list[str] = field(default_factory=list)
     log: object = None                    # callable(str) for one line per micro-batch
+    ledger: str | None = None             # DuckDB ingest ledger; default OUT/_ledger.duckdb (as `hexsieve run`)
 
 
-def ledger_for(out: str):
-    """The shared ingest ledger (`pipelines.ledger`), or a JSON stand-in with
-    the same two methods while that module does not exist yet."""
-    path = os.path.join(out, "_ledger.duckdb")
-    try:
-        from pipelines.ledger import Ledger
-    except ImportError:
-        return _JsonLedger(os.path.join(out, "_ledger.json"))
-    return Ledger(path)
+_LEDGER_LOCK = threading.Lock()
 
 
-class _JsonLedger:
+class _StreamLedger:
+    """The shared DuckDB ledger as the stream uses it. DuckDB refuses a
+    read-only and a read-write connection to one file in the same process, so
+    streams running in threads of one `hexsieve stream` serialise their
+    ledger calls; positive answers are cached because a file the ledger holds
+    with the same bytes stays ingested, while a poll asks about it every
+    interval."""
+
     def __init__(self, path: str):
+        self.ledger = Ledger(path)
         self.path = path
-        self.seen = json.loads(open(path, "rb").read()) if os.path.exists(path) else {}
+        self._known: set[tuple[str, str]] = set()
 
     def is_current(self, uri: str, sha256: str) -> bool:
-        return self.seen.get(uri) == sha256
+        if (uri, sha256) in self._known:
+            return True
+        with _LEDGER_LOCK:
+            ok = self.ledger.is_current(uri, sha256)
+        if ok:
+            self._known.add((uri, sha256))
+        return ok
 
     def record(self, doc: dict) -> None:
-        for i in doc.get("inputs", []):
-            self.seen[i["uri"]] = i["sha256"]
-        fileio.write_bytes(self.path, json.dumps(self.seen, sort_keys=True).encode())
+        with _LEDGER_LOCK:
+            self.ledger.record(doc)
 
 
 @dataclass
@@ -124,7 +131,7 @@ class Stream:
         self.out = s.out.rstrip("/")
         self.name = source.name
         self.stop = threading.Event()
-        self.ledger = ledger_for(self.out)
+        self.ledger = _StreamLedger(s.ledger or default_path(self.out))
         self._sha_cache: dict[tuple, str] = {}
         self._seen_at: dict[str, float] = {}
         self.committed: list[dict] = []
@@ -194,7 +201,8 @@ class Stream:
         for table in self.src.windower.outputs:
             t = self.src.tables[table]
             receipts.append(routed[table] | f"Write[{table}]" >> beam.ParDo(
-                WriteParquet(staging, table, t.schema, run_columns, date_column=t.date_column)))
+                WriteParquet(staging, table, t.schema, run_columns, date_column=t.date_column,
+                             accounted=t.accounted)))
         _ = receipts | "AllReceipts" >> beam.Flatten() | "WriteReceipts" >> beam.ParDo(WriteReceipt(staging))
         t_run = time.monotonic()
         p.run().wait_until_finish()
@@ -257,6 +265,8 @@ class Stream:
     def _run(self) -> dict:
         with locks.commit_lock(self.out):
             recovered = stream_commit.recover(self.out, self.name, self.ledger)
+            with _LEDGER_LOCK:  # a stream killed after its manifest, before its ledger row
+                self.ledger.ledger.sync(self.out)
         st = self._load()
         log = self.s.log or (lambda m: None)
         for r in recovered:
@@ -303,12 +313,13 @@ def _fmt(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
 
 
-def install_signals(stream: Stream) -> None:
+def install_signals(*streams: Stream) -> None:
     """First SIGINT/SIGTERM: finish the running micro-batch, then stop. A
     second one stops at once (safe: the journal makes any cut recoverable)."""
     def handler(signum, frame):
-        if stream.stop.is_set():
+        if any(s.stop.is_set() for s in streams):
             raise KeyboardInterrupt
-        stream.stop.set()
+        for s in streams:
+            s.stop.set()
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

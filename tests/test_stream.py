@@ -192,3 +192,133 @@ def test_dask_runner_is_refused_in_one_line():
     r = CliRunner().invoke(stream_cmd, ["--runner", "dask", "--out", "/tmp/never"])
     assert r.exit_code != 0
     assert r.output.strip().count("\n") == 0 and "batch only" in r.output
+
+
+# --- imagery and sensor: same rows and verdicts as batch --------------------------------------------
+DATA = os.path.join(ROOT, "sample_data")
+# The sample files each span the whole day (split by device or station, not by
+# time): with the default bounds every file after the first would be behind the
+# watermark. Equivalence holds for records within the out-of-orderness bound,
+# so the bound is a day here; a few weeks-old (stale/too_old) records stay
+# truly late and are compared without their `late` reason.
+LATENESS, DELAY = 2 * 86_400_000, 86_400_000
+
+
+def _stream_one_by_one(src, kind: str, files: list[str], landing, out: str) -> list[dict]:
+    """Land each file, then run the stream until it has consumed it (one
+    micro-batch per file, no drain), then drain at the end."""
+    glob_ = f"{landing}/*"
+    for i, name in enumerate(files):
+        shutil.copy(os.path.join(DATA, kind, name), landing / name)
+        os.utime(landing / name, (1e9 + i, 1e9 + i))
+        res = Stream(src, StreamSettings(out=out, inputs={src.windower.kinds[0]: [glob_]}, now=NOW,
+                                         max_files=1, drain=False, allowed_lateness_ms=LATENESS,
+                                         max_delay_ms=DELAY)).run()
+        assert res["files"] == 1
+    Stream(src, StreamSettings(out=out, inputs={src.windower.kinds[0]: [glob_]}, now=NOW,
+                               idle_timeout_s=0, drain=True, allowed_lateness_ms=LATENESS,
+                               max_delay_ms=DELAY)).run()
+    return manifests(out)
+
+
+def _diff_without_late(a: str, b: str, table: str) -> tuple[int, int, int]:
+    """`diff`, with the `late` reason taken out (late rows are invalid anyway)."""
+    cols = duckdb.sql(f"SELECT * FROM read_parquet('{b}/{table}/*/*.parquet') LIMIT 0").columns
+    fix = "list_filter(reasons, lambda r: r <> 'late') AS reasons" if "reasons" in cols else ""
+    q = lambda o: (f"SELECT * EXCLUDE (run_id, ingested_at, date{', reasons' if fix else ''}){', ' + fix if fix else ''} "  # noqa: E731
+                   f"FROM read_parquet('{o}/{table}/*/*.parquet', hive_partitioning=true)")
+    one = lambda sql: duckdb.sql(sql).fetchall()[0][0]  # noqa: E731
+    return (one(f"SELECT count(*) FROM ({q(a)})"),
+            one(f"SELECT count(*) FROM (({q(a)}) EXCEPT ALL ({q(b)}))"),
+            one(f"SELECT count(*) FROM (({q(b)}) EXCEPT ALL ({q(a)}))"))
+
+
+@pytest.mark.parametrize("kind,files,tables", [
+    ("imagery", ["frames-0000.jsonl.gz", "frames-0001.jsonl", "frames-0002.jsonl", "mapillary-0000.jsonl"],
+     ("imagery",)),
+    ("sensor", ["readings-0000.jsonl.gz", "readings-0001.jsonl", "readings-0002.jsonl", "readings-0003.jsonl",
+                "readings-0004.parquet"], ("sensor", "sensor_hourly", "sensor_daily")),
+])
+def test_imagery_and_sensor_streamed_file_by_file_match_batch(tmp_path, kind, files, tables):
+    landing, out, ref = tmp_path / "land", str(tmp_path / "out"), str(tmp_path / "batch")
+    landing.mkdir()
+    if kind == "imagery":
+        from pipelines.imagery_batch import imagery_job
+        from pipelines.stream_imagery import imagery_source
+        src, job = imagery_source(f"{DATA}/imagery/devices.csv", out=out), imagery_job(f"{DATA}/imagery/devices.csv")
+    else:
+        from pipelines.sensor_batch import sensor_job
+        from pipelines.stream_sensor import sensor_source
+        src, job = sensor_source(f"{DATA}/sensor/stations.csv", out=out), sensor_job(f"{DATA}/sensor/stations.csv")
+    docs = _stream_one_by_one(src, kind, files, landing, out)
+    assert [os.path.basename(u) for d in docs for u in d["stream"]["arrival_order"]] == files
+    assert all(d["accounting"]["ok"] for d in docs)
+    late = sum(sum(d["stream"]["late"].values()) for d in docs)
+    assert late <= 2 and late == sum(d["counts"]["reasons"].get(tables[0], {}).get("late", 0) for d in docs)
+    assert not os.path.exists(f"{out}/_staging")
+    execute(job, RunSettings(out=ref, now=NOW, inputs={src.windower.kinds[0]: [f"{landing}/*"]}))
+    for table in (*tables, "quarantine"):
+        if table == "quarantine" and not glob.glob(f"{ref}/quarantine/*/*.parquet"):
+            continue
+        n, only_s, only_b = _diff_without_late(out, ref, table)
+        assert n > 0 and only_s == 0 and only_b == 0, (table, n, only_s, only_b)
+
+
+# --- --config and the shared ledger ------------------------------------------------------------------
+def test_stream_config_sample_max_files(tmp_path):
+    """The shipped sample config streams as is (its output root moved with --out)."""
+    from pipelines.cli_stream import stream_cmd
+    out = str(tmp_path / "out")
+    r = CliRunner().invoke(stream_cmd, ["--config", os.path.join(DATA, "hexsieve.toml"), "--out", out,
+                                        "--now", NOW_S, "--max-files", "2", "--poll", "0.05s", "--quiet"])
+    assert r.exit_code == 0, r.output
+    docs = manifests(out)
+    assert sum(len(d["inputs"]) for d in docs) == 2 and docs[-1]["stream"]["drained"]
+    from pipelines.ledger import Ledger
+    rows = Ledger(f"{out}/_ledger.duckdb").rows(source="witness")
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"committed"}
+
+
+def _config(tmp_path, landing) -> str:
+    cfg = tmp_path / "hexsieve.toml"
+    cfg.write_text(f"""[output]
+root = "{tmp_path}/out"
+[sources.witness]
+beacons = ["{landing}/{{date}}/beacons-*"]
+witnesses = ["{landing}/{{date}}/witnesses-*"]
+registry = "{SAMPLE}/registry.csv"
+denylist = "{SAMPLE}/denylist.csv"
+entropy = "{SAMPLE}/entropy.jsonl"
+[sources.sensor]
+readings = ["{landing}/sensor/{{yyyy}}/{{mm}}/{{dd}}/*"]
+stations = "{DATA}/sensor/stations.csv"
+""")
+    return str(cfg)
+
+
+def test_stream_ledger_makes_a_following_run_a_noop(tmp_path):
+    """Two sources in one `stream --config` ({date} globs match any date); the
+    DuckDB ledger they write makes `hexsieve run` for the same files a no-op."""
+    from pipelines.cli_schedule import run_cmd
+    from pipelines.cli_stream import stream_cmd
+    landing = tmp_path / "land"
+    day = landing / "2026-11-20"
+    day.mkdir(parents=True)
+    for i, name in enumerate(ORDER):
+        land(name, str(day), mtime=1e9 + i)
+    sdir = landing / "sensor" / "2026" / "11" / "20"
+    sdir.mkdir(parents=True)
+    shutil.copy(f"{DATA}/sensor/readings-0000.jsonl.gz", sdir)
+    cfg, out = _config(tmp_path, landing), str(tmp_path / "out")
+    r = CliRunner().invoke(stream_cmd, ["--config", cfg, "--now", NOW_S, "--idle-timeout", "0.3s",
+                                        "--poll", "0.05s", "--quiet"])
+    assert r.exit_code == 0, r.output
+    docs = [json.load(open(p)) for p in glob.glob(f"{out}/_runs/*.json")]
+    assert {d["source"] for d in docs} == {"witness", "sensor"}
+    assert sum(len(d["inputs"]) for d in docs) == 7
+    r = CliRunner().invoke(run_cmd, ["--config", cfg, "--date", "2026-11-20", "--now", NOW_S, "--source", "witness"])
+    assert r.exit_code == 0, r.output
+    assert len(glob.glob(f"{out}/_runs/*.json")) == len(docs), r.output  # nothing ingested again
+    # And the other way: a file a run ingested is skipped by a later stream.
+    run_cmd_out = r.output
+    assert "witness" in run_cmd_out
