@@ -272,11 +272,16 @@ def test_stream_config_sample_max_files(tmp_path):
     r = CliRunner().invoke(stream_cmd, ["--config", os.path.join(DATA, "hexsieve.toml"), "--out", out,
                                         "--now", NOW_S, "--max-files", "2", "--poll", "0.05s", "--quiet"])
     assert r.exit_code == 0, r.output
-    docs = manifests(out)
-    assert sum(len(d["inputs"]) for d in docs) == 2 and docs[-1]["stream"]["drained"]
+    from pipelines.config import load
     from pipelines.ledger import Ledger
-    rows = Ledger(f"{out}/_ledger.duckdb").rows(source="witness")
-    assert len(rows) == 2 and {r["status"] for r in rows} == {"committed"}
+    docs = manifests(out)
+    names = set(load(os.path.join(DATA, "hexsieve.toml")).sources)
+    assert {d["source"] for d in docs} == names  # every configured source; --max-files counts per source
+    for name in names:
+        mine = [d for d in docs if d["source"] == name]
+        assert sum(len(d["inputs"]) for d in mine) == 2 and mine[-1]["stream"]["drained"]
+        rows = Ledger(f"{out}/_ledger.duckdb").rows(source=name)
+        assert len(rows) == 2 and {r["status"] for r in rows} == {"committed"}
 
 
 def _config(tmp_path, landing) -> str:
