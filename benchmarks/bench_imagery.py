@@ -10,19 +10,9 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
-sys.path.insert(0, HERE)
-
-from measure import run  # noqa: E402
-
-PY = sys.executable
-HX = [PY, "-m", "pipelines.cli"]
-NOW = "2026-11-21T00:00:00Z"
+from measure import HERE, HX, NOW, PY, ROOT, run  # noqa: F401 (shared harness)
 
 
 def ensure_data(rows: int, files: int, root: str) -> tuple[str, float | None]:

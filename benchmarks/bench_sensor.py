@@ -11,18 +11,9 @@ import glob
 import json
 import os
 import shutil
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
-sys.path.insert(0, HERE)
-
-from measure import run  # noqa: E402
-
-PY = sys.executable
-HX = [PY, "-m", "pipelines.cli"]
+from measure import HERE, HX, NOW, PY, ROOT, run  # noqa: F401 (shared harness)
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -38,7 +29,7 @@ def ensure_data(rows: int, files: int, root: str) -> str:
 def hexsieve(d: str, out: str, extra: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     r = run(HX + ["batch", "sensor", "--readings", f"{d}/readings-*", "--stations", f"{d}/stations.csv",
-                  "--out", out, "--now", "2026-11-21T00:00:00Z", "--quiet", *extra], cwd=ROOT)
+                  "--out", out, "--now", NOW, "--quiet", *extra], cwd=ROOT)
     doc = json.load(open(glob.glob(os.path.join(out, "_runs", "*.json"))[0]))
     r["records"] = sum(f["records"] for f in doc["accounting"]["files"])
     r["pipeline_s"] = doc["timings"]["pipeline_s"]

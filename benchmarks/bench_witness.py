@@ -9,17 +9,8 @@ import argparse
 import json
 import os
 import shutil
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
-sys.path.insert(0, HERE)
-
-from measure import run  # noqa: E402
-
-PY = sys.executable
-HX = [PY, "-m", "pipelines.cli"]
+from measure import HERE, HX, NOW, PY, ROOT, run  # noqa: F401 (shared harness)
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -44,7 +35,7 @@ def hexsieve(d: str, out: str, extra: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     r = run(HX + ["batch", "witness", "--beacons", f"{d}/beacons-*.jsonl.gz", "--witnesses", f"{d}/witnesses-*.jsonl",
                   "--registry", f"{d}/registry.csv", "--denylist", f"{d}/denylist.csv", "--entropy",
-                  f"{d}/entropy.jsonl", "--out", out, "--now", "2026-11-21T00:00:00Z", "--quiet", *extra], cwd=ROOT)
+                  f"{d}/entropy.jsonl", "--out", out, "--now", NOW, "--quiet", *extra], cwd=ROOT)
     m = [f for f in os.listdir(os.path.join(out, "_runs"))]
     doc = json.load(open(os.path.join(out, "_runs", m[0])))
     r["records"] = sum(f["records"] for f in doc["accounting"]["files"])

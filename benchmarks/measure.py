@@ -1,12 +1,23 @@
-"""Run a command and measure wall time and peak RSS of its whole process tree
+"""Shared benchmark harness: where things are, how to call hexsieve, and a
+runner that measures wall time and peak RSS of a command's whole process tree
 (per process and summed), sampling with psutil."""
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import threading
 import time
 
 import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PY = sys.executable
+HX = [PY, "-m", "pipelines.cli"]          # the hexsieve CLI, run from ROOT
+NOW = "2026-11-21T00:00:00Z"              # processing time matching the generators' sample day
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 
 def run(cmd: list[str], env=None, cwd=None) -> dict:
