@@ -51,9 +51,9 @@ class BatchJob:
     rules: dict                                       # rule tables + versions for the manifest
     rules_version: str
     extra_manifest: dict = field(default_factory=dict)
-    # kind → (shuffle name, key column): records of that kind are sharded by
-    # key right where they are read, and `build` receives (bucket, shard ref)
-    # PCollections instead of tables. Empty: `build` receives tables.
+    # kind → (shuffle name, key column): records of each kind are sharded by
+    # key right where they are read; `build` receives (bucket, shard ref)
+    # PCollections, one per kind.
     shard_keys: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
@@ -163,21 +163,14 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
     q_writer = WriteQuarantine(staging, "quarantine", QUARANTINE, stage.run_columns, fixed_date=qdate)
     reader = ReadFiles(job.specs, s.chunk_bytes, s.duplicates,
                        progress_dir=fileio.join(staging, "progress") if s.progress else None)
-    if job.shard_keys:
-        # Read, shard and write quarantine in one step: only shard references
-        # and receipts leave the task (see transforms/beam/fuse.py).
-        then = {kind: StageByKey(staging, name, kind, key, stage.n_buckets)
-                for kind, (name, key) in job.shard_keys.items()}
-        then.update({Q_TAG: q_writer, STATS: StatsReceipt()})
-        read = listed | "ReadAndShard" >> beam.ParDo(Fused(reader, then, rename={Q_TAG: "receipt", STATS: "receipt"}))
-        read = by_tag(read, [*job.shard_keys, "receipt"], "Route")
-        receipts = job.build(stage, {k: read[k] for k in job.shard_keys}) + [read["receipt"]]
-    else:
-        read = listed | "Read" >> beam.ParDo(reader)
-        read = by_tag(read, [Q_TAG, STATS, *job.specs], "Route", value_type=pa.Table)
-        q_receipts = read[Q_TAG] | "WriteQuarantine" >> beam.ParDo(q_writer)
-        stats = read[STATS] | "StatsReceipts" >> beam.ParDo(StatsReceipt())
-        receipts = job.build(stage, {k: read[k] for k in job.specs}) + [q_receipts, stats]
+    # Read, shard and write quarantine in one step: only shard references and
+    # receipts leave the task (see transforms/beam/fuse.py).
+    then = {kind: StageByKey(staging, name, kind, key, stage.n_buckets)
+            for kind, (name, key) in job.shard_keys.items()}
+    then.update({Q_TAG: q_writer, STATS: StatsReceipt()})
+    read = listed | "ReadAndShard" >> beam.ParDo(Fused(reader, then, rename={Q_TAG: "receipt", STATS: "receipt"}))
+    read = by_tag(read, [*job.shard_keys, "receipt"], "Route")
+    receipts = job.build(stage, {k: read[k] for k in job.shard_keys}) + [read["receipt"]]
     _ = (receipts | "AllReceipts" >> beam.Flatten() | "WriteReceipts" >> beam.ParDo(WriteReceipt(staging)))
 
     stop = threading.Event()
@@ -215,7 +208,6 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
         raise manifest.AccountingError(
             f"counts do not add up for {first['uri']}: {first}; staging kept at {staging}")
     doc["timings"]["total_s"] = round(time.monotonic() - t0, 3)
-    doc["committed_partitions"] = sorted(f"{t}/date={d}" for t in job.tables | {"quarantine": None} for d in owned)
     commit.commit(out, staging, run_id, list(job.tables) + ["quarantine"], owned, doc, tag=s.commit_tag,
                   source=job.source)
     doc["timings"]["commit_s"] = round(time.monotonic() - t_c, 3)

@@ -57,18 +57,6 @@ def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
-def plan(out: str, staging: str, tables: list[str], dates: set[str]) -> list[dict]:
-    """One swap per (table, date) the run owns; an owned partition with no new
-    rows is emptied, so re-running a date never leaves rows of an older run."""
-    ops = []
-    for table in sorted(tables):
-        for d in sorted(dates):
-            ops.append({"table": table, "date": d,
-                        "src": os.path.join(staging, "data", table, f"date={d}"),
-                        "dst": os.path.join(out, table, f"date={d}")})
-    return ops
-
-
 def tag_prefix(tag: str) -> str:
     """File-name prefix of the files a scheduled run publishes. `tag` is
     "<source>.<YYYY-MM-DD>" (or a bare date): the source is part of it because
@@ -229,7 +217,7 @@ def commit(out: str, staging: str, run_id: str, tables: list[str], dates: set[st
             ops = plan_source(out, staging, tables, source, dates, manifest)
             manifest["committed_partitions"] = sorted(f"{o['table']}/date={o['date']}" for o in ops)
         else:
-            ops = plan(out, staging, tables, dates)
+            raise ValueError("commit needs a tag (scheduled run) or a source (batch run)")
         token = _token(run_id, ops, manifest)
         write_journal(staging, ops, manifest, token)
         hooks.pause("journal")
