@@ -139,13 +139,14 @@ def test_late_file_rows_are_written_late_and_counted(tmp_path):
     assert total[0] == total[1]
 
 
-def _interrupt(landing, out, *, env=None, sig=signal.SIGKILL, after=None):
-    """Start a stream and stop it with `sig` once `after()` holds (or a test pause point is hit)."""
+def _interrupt(landing, out, *, env=None, sig=signal.SIGKILL, after=None, args=None):
+    """Start a stream and stop it with `sig` once `after()` holds (or a test pause point is hit).
+    `args(landing, out, *extra)` builds the command line (default: the witness stream)."""
     flag = os.path.join(out + ".pause")
     if os.path.exists(flag):
         os.unlink(flag)
     e = dict(os.environ, **(env or {}), HEXSIEVE_TEST_PAUSE_SIGNAL=flag)
-    p = subprocess.Popen(stream_args(landing, out, "--batch-files=1", "--no-drain"), cwd=ROOT, env=e,
+    p = subprocess.Popen((args or stream_args)(landing, out, "--batch-files=1", "--no-drain"), cwd=ROOT, env=e,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(after or (lambda: os.path.exists(flag)), timeout=40)
@@ -257,6 +258,96 @@ def test_imagery_and_sensor_streamed_file_by_file_match_batch(tmp_path, kind, fi
     assert late <= 2 and late == sum(d["counts"]["reasons"].get(tables[0], {}).get("late", 0) for d in docs)
     assert not os.path.exists(f"{out}/_staging")
     execute(job, RunSettings(out=ref, now=NOW, inputs={src.windower.kinds[0]: [f"{landing}/*"]}))
+    for table in (*tables, "quarantine"):
+        if table == "quarantine" and not glob.glob(f"{ref}/quarantine/*/*.parquet"):
+            continue
+        n, only_s, only_b = _diff_without_late(out, ref, table)
+        assert n > 0 and only_s == 0 and only_b == 0, (table, n, only_s, only_b)
+
+
+def _source_args(kind: str):
+    """`stream_args` for imagery or sensor, with the equivalence tests' lateness bounds."""
+    refs = ([f"--devices={DATA}/imagery/devices.csv"] if kind == "imagery"
+            else [f"--stations={DATA}/sensor/stations.csv"])
+    flag = "--frames" if kind == "imagery" else "--readings"
+
+    def args(landing: str, out: str, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "pipelines.cli", "stream", f"--source={kind}", f"{flag}={landing}/*", *refs,
+                f"--out={out}", f"--now={NOW_S}", "--poll=0.05s", f"--allowed-lateness={LATENESS // 1000}s",
+                f"--max-delay={DELAY // 1000}s", *extra]
+    return args
+
+
+@pytest.mark.parametrize("kind,files,tables", [
+    ("imagery", ["frames-0000.jsonl.gz", "frames-0001.jsonl", "frames-0002.jsonl", "mapillary-0000.jsonl"],
+     ("imagery",)),
+    ("sensor", ["readings-0000.jsonl.gz", "readings-0001.jsonl", "readings-0002.jsonl", "readings-0003.jsonl",
+                "readings-0004.parquet"], ("sensor", "sensor_hourly", "sensor_daily")),
+])
+def test_imagery_and_sensor_kill_9_then_restart_lose_and_duplicate_nothing(tmp_path, kind, files, tables):
+    """kill -9 inside micro-batch commits (and while staging), files landed one at a
+    time between the kills; the restarted stream ends equal to batch, each file once."""
+    from pipelines.ledger import Ledger
+    landing, out, ref = tmp_path / "land", str(tmp_path / "out"), str(tmp_path / "batch")
+    landing.mkdir()
+    args = _source_args(kind)
+
+    def land_next(i):
+        shutil.copy(os.path.join(DATA, kind, files[i]), landing / ("." + files[i] + ".part"))
+        os.utime(landing / ("." + files[i] + ".part"), (1e9 + i, 1e9 + i))
+        os.rename(landing / ("." + files[i] + ".part"), landing / files[i])
+
+    def kill_at(point):
+        rc, err = _interrupt(str(landing), out, env={"HEXSIEVE_TEST_PAUSE_AT": point}, args=args)
+        assert rc == -9, err
+        return err
+
+    # 1. First file: kill -9 after the manifest, before the ledger row.
+    land_next(0)
+    kill_at("stream-ledger")
+    # 2. Second file: kill -9 half-way through publishing its micro-batch (after the first rename).
+    land_next(1)
+    assert "completed commit of" in kill_at("stream-commit")  # the journal of step 1 was replayed
+    # 3. The rest, one by one: kill -9 while Beam stages a micro-batch's output.
+    for i in range(2, len(files)):
+        land_next(i)
+    assert "completed commit of" in kill_at("write")  # step 2's half-published commit finished
+    # 4. Consume every file without draining, then kill -9 inside the drain's commit
+    #    (the micro-batch that publishes most rows).
+    r = subprocess.run(args(str(landing), out, "--batch-files=1", "--no-drain", "--idle-timeout=0.5s"), cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "discarded uncommitted micro-batch" in r.stderr  # step 3 had no journal
+    assert manifests(out)[-1]["stream"]["held_rows"] > 0
+    rc, err = _interrupt(str(landing), out, env={"HEXSIEVE_TEST_PAUSE_AT": "stream-commit"},
+                         args=lambda l, o, *x: args(l, o, "--idle-timeout=0.5s"))
+    assert rc == -9, err
+    assert not any(d["stream"]["drained"] for d in manifests(out))  # killed before its manifest
+    # 5. Restart to completion.
+    r = subprocess.run(args(str(landing), out, "--idle-timeout=0.5s"), cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "completed commit of" in r.stderr
+
+    docs = manifests(out)
+    read = [i["uri"] for d in docs for i in d["inputs"]]
+    assert sorted(read) == sorted(str(landing / n) for n in files)  # each file consumed exactly once
+    assert [os.path.basename(u) for d in docs for u in d["stream"]["arrival_order"]] == files
+    assert all(d["accounting"]["ok"] for d in docs)
+    assert docs[-1]["stream"]["drained"] and docs[-1]["stream"]["held_rows"] == 0
+    assert not os.path.exists(f"{out}/_staging")
+    rows = Ledger(f"{out}/_ledger.duckdb").rows(source=kind)
+    assert sorted(r["uri"] for r in rows) == sorted(str(landing / n) for n in files)  # one row per file
+    assert {r["status"] for r in rows} == {"committed"}
+    late = sum(sum(d["stream"]["late"].values()) for d in docs)
+    assert late <= 2 and late == sum(d["counts"]["reasons"].get(tables[0], {}).get("late", 0) for d in docs)
+    if kind == "imagery":
+        from pipelines.imagery_batch import imagery_job
+        job = imagery_job(f"{DATA}/imagery/devices.csv")
+    else:
+        from pipelines.sensor_batch import sensor_job
+        job = sensor_job(f"{DATA}/sensor/stations.csv")
+    execute(job, RunSettings(out=ref, now=NOW, inputs={docs[0]["inputs"][0]["kind"]: [f"{landing}/*"]}))
     for table in (*tables, "quarantine"):
         if table == "quarantine" and not glob.glob(f"{ref}/quarantine/*/*.parquet"):
             continue
