@@ -182,10 +182,4 @@ def _run_all(streams) -> list:
     return results
 
 
-def _as_list(v):
-    if v is None:
-        return []
-    return [v] if isinstance(v, str) else list(v)
-
-
 commands = [stream_cmd]

@@ -66,14 +66,6 @@ def runner_name(opts: PipelineOptions) -> str:
     return "dask" if "Dask" in r else ("direct" if "Direct" in r else r)
 
 
-class _NoCluster:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 def runner_context(runner: str, dask_address: str | None, dask_workers: int | None, beam_args: list[str]):
     """Yield the Beam args for the chosen runner, owning a local dask cluster if asked."""
     import contextlib

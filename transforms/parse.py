@@ -66,10 +66,10 @@ class Bad:
         """Quarantine rows without the run columns (stamped at write time)."""
         n = len(self.line)
         return pa.table({
-            "source": pa.array([source] * n, pa.string()),
-            "source_uri": pa.array([uri] * n, pa.string()),
+            "source": constant(source, n),
+            "source_uri": constant(uri, n),
             "source_record": pa.array(self.line, pa.int64()),
-            "source_sha256": pa.array([sha] * n, pa.string()),
+            "source_sha256": constant(sha, n),
             "record_sha256": pa.array([h or hashlib.sha256(r).hexdigest() for r, h in zip(self.raw, self.sha)],
                                       pa.string()),
             "raw_record": pa.array([r[:RAW_LIMIT] for r in self.raw], pa.binary()),
@@ -315,9 +315,9 @@ def finish_table(t: pa.Table, spec: SourceSpec, lines_nums: np.ndarray, raws: li
             .append_column("record_sha256", pa.array(hashes, pa.string()))
 
 
-def constant(value: str, n: int) -> pa.Array:
-    """A string column repeating one value, built without a Python list."""
-    return pa.array([value], pa.string()).take(np.zeros(n, dtype=np.int32))
+def constant(value, n: int, type_: pa.DataType = pa.string()) -> pa.Array:
+    """A column repeating one value, built without an n-long Python list."""
+    return pa.array([value], type_).take(np.zeros(n, dtype=np.int32))
 
 
 _EPOCH_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "µs": 10**6, "ns": 10**9}

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from transforms import fileio
+from transforms.parse import constant
 
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=128 * 1024,
                        write_statistics=True)
@@ -128,7 +129,7 @@ class WriteParquet(beam.DoFn):
                 v = self.run_columns[f.name]
                 if f.name == "ingested_at":
                     v = datetime.fromisoformat(v)
-                cols[f.name] = pa.array([v], f.type).take(np.zeros(n, dtype=np.int32))
+                cols[f.name] = constant(v, n, f.type)
             else:
                 cols[f.name] = pa.nulls(n, f.type)
         return pa.table(cols, schema=self.schema)
