@@ -21,13 +21,14 @@ import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import __version__, commit, locks, manifest
-from pipelines.runner import pipeline_options, runner_name
+from pipelines.runner import parallel_slots, pipeline_options, runner_name
 from schemas.quarantine import QUARANTINE
 from transforms import fileio
 from transforms.beam.route import by_tag
 from transforms.beam.fuse import Fused
 from transforms.beam.read import QUARANTINE as Q_TAG, STATS, ReadFiles, StatsReceipt
 from transforms.beam.shuffle import StageByKey
+from transforms.beam.spread import SpreadFiles
 from transforms.beam.write import WriteParquet, WriteQuarantine, WriteReceipt
 from transforms.sources import SourceSpec
 
@@ -156,9 +157,9 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
                   settings=s)
     opts = pipeline_options(s.beam_args, n_tasks=len(all_files))
     p = beam.Pipeline(options=opts)
-    tasks = [(k, f.uri) for k in sorted(files) for f in files[k]]
-    listed = (p | "ListFiles" >> beam.Create(tasks)
-                | "Spread" >> beam.Reshuffle())
+    ordered = [(k, f) for k in sorted(files) for f in files[k]]
+    listed = p | "Spread" >> SpreadFiles([(k, f.uri) for k, f in ordered], [f.size for _, f in ordered],
+                                         parallel_slots(opts))
     qdate = s.logical_date or now.strftime("%Y-%m-%d")
     q_writer = WriteQuarantine(staging, "quarantine", QUARANTINE, stage.run_columns, fixed_date=qdate)
     reader = ReadFiles(job.specs, s.chunk_bytes, s.duplicates,

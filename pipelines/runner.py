@@ -48,6 +48,19 @@ def pipeline_options(beam_args: list[str], n_tasks: int = 1) -> PipelineOptions:
     return opts
 
 
+def parallel_slots(opts: PipelineOptions) -> int:
+    """Workers a DirectRunner stage is statically split over (see
+    transforms/beam/spread.py); 0 for runners that balance by themselves."""
+    runner = str(opts.view_as(StandardOptions).runner)
+    if runner not in ("DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner"):
+        return 0
+    n = opts.view_as(DirectOptions).direct_num_workers
+    if n == 0:  # Beam's "one per CPU"
+        import os
+        n = os.cpu_count() or 1
+    return max(1, n or 1)
+
+
 def _dask_workers(address: str | None) -> int:
     """Workers of the target cluster (the local CPU count when Beam will start its own)."""
     import os

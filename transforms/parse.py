@@ -116,18 +116,19 @@ _KIND_ERROR = re.compile(r"Column\(/([^)/]+)\) changed from")
 
 
 def _parse_block(lines: list[bytes], schema: pa.Schema,
-                 alternatives: Mapping[str, tuple] | None = None) -> pa.Table:
+                 alternatives: Mapping[str, tuple] | None = None, joined: bytes | None = None) -> pa.Table:
     """Parse a block with `schema`; when it fails because a column with
     alternatives arrived in another JSON kind, retry that column with its next
     alternative (guided by pyarrow's error), then convert back to the primary
     type. A block mixing kinds in one column still fails and is bisected."""
-    buf = b"\n".join(lines)
-    try:
-        # pyarrow.json copies invalid UTF-8 into string columns unchecked;
-        # the per-line fallback then names the offending lines.
-        buf.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise pa.ArrowInvalid(f"not UTF-8: {e}") from None
+    buf = joined if joined is not None else b"\n".join(lines)
+    if not buf.isascii():  # ASCII (the common case) is valid UTF-8, checked without decoding
+        try:
+            # pyarrow.json copies invalid UTF-8 into string columns unchecked;
+            # the per-line fallback then names the offending lines.
+            buf.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise pa.ArrowInvalid(f"not UTF-8: {e}") from None
     longest = max(map(len, lines), default=0)
     choice: dict[str, int] = {}
     current = schema
@@ -175,11 +176,13 @@ def _classify(line: bytes) -> tuple[str, str] | None:
 
 
 def _parse_tolerant(lines: list[bytes], nums: list[int], schema: pa.Schema, bad: Bad,
-                    alternatives: Mapping[str, tuple] | None = None
+                    alternatives: Mapping[str, tuple] | None = None, joined: bytes | None = None
                     ) -> tuple[list[pa.Table], list[np.ndarray]]:
-    """Parse lines; returns (tables, row-index arrays into `lines`) of the good ones."""
+    """Parse lines; returns (tables, row-index arrays into `lines`) of the good ones.
+    `joined`, when given, is exactly `b"\\n".join(lines)` (the chunk as read),
+    which spares re-joining what was just split."""
     try:
-        return [_parse_block(lines, schema, alternatives)], [np.arange(len(lines))]
+        return [_parse_block(lines, schema, alternatives, joined)], [np.arange(len(lines))]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     tables, idxs = [], []
@@ -228,13 +231,12 @@ def _parse_tolerant(lines: list[bytes], nums: list[int], schema: pa.Schema, bad:
 
     bisect(ok_idx)
     if len(tables) > 1:
-        # The bad lines are isolated now: parse every good line in one block,
-        # so downstream steps see one large table per chunk, not many pieces.
-        good = np.sort(np.concatenate(idxs))
-        try:
-            return [_parse_block([lines[i] for i in good.tolist()], schema, alternatives)], [good]
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
+        # Downstream steps get one table per chunk in line order: the parsed
+        # pieces are put back in order (a take), not parsed a second time.
+        good = np.concatenate(idxs)
+        order = np.argsort(good, kind="stable")
+        whole = pa.concat_tables(tables, promote_options="default")
+        return [whole.take(pa.array(order))], [good[order]]
     return tables, idxs
 
 
@@ -317,7 +319,7 @@ def finish_table(t: pa.Table, spec: SourceSpec, lines_nums: np.ndarray, raws: li
 
 def constant(value, n: int, type_: pa.DataType = pa.string()) -> pa.Array:
     """A column repeating one value, built without an n-long Python list."""
-    return pa.array([value], type_).take(np.zeros(n, dtype=np.int32))
+    return pa.repeat(pa.scalar(value, type_), n)
 
 
 _EPOCH_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "µs": 10**6, "ns": 10**9}
@@ -399,12 +401,16 @@ def iter_jsonl(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
     carry = b""
     stream = fileio.iter_bytes(uri, decompress=True, size=chunk_bytes)
 
-    def emit(lines: list[bytes]) -> Iterator[pa.Table]:
+    def emit(block: bytes) -> Iterator[pa.Table]:
         nonlocal line_no
-        lengths = list(map(len, lines))
-        if lines and min(lengths) > 0 and max(lengths) <= MAX_RECORD_BYTES and not lines[0][:1].isspace():
-            # Fast path: no blank or oversized line in this chunk (the common case).
-            keep, nums = lines, list(range(line_no + 1, line_no + 1 + len(lines)))
+        lines = _split_lines(block)
+        joined = None
+        if lines and b"\r" not in block and not block.startswith(b"\n") and b"\n\n" not in block \
+                and not block.endswith(b"\n") and not lines[0][:1].isspace() \
+                and (len(block) <= MAX_RECORD_BYTES or max(map(len, lines)) <= MAX_RECORD_BYTES):
+            # Fast path: no blank or oversized line in this chunk (the common
+            # case); the block itself is what the JSON reader gets.
+            keep, nums, joined = lines, range(line_no + 1, line_no + 1 + len(lines)), block
             line_no += len(lines)
             lines = ()
         else:
@@ -421,8 +427,9 @@ def iter_jsonl(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
         if not keep:
             return
         stats.records += len(keep)
-        tables, idxs = _parse_tolerant(keep, nums, schema, bad, alternatives)
-        numarr = np.array(nums, dtype=np.int64)
+        tables, idxs = _parse_tolerant(keep, nums, schema, bad, alternatives, joined)
+        numarr = np.arange(nums.start, nums.stop, dtype=np.int64) if isinstance(nums, range) \
+            else np.array(nums, dtype=np.int64)
         for t, idx in zip(tables, idxs):
             raws = keep if len(idx) == len(keep) else [keep[i] for i in idx]
             out = finish_table(t, spec, numarr[idx], raws, None, uri, sha, bad)
@@ -485,14 +492,14 @@ def iter_jsonl(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
                 carry = b""
             continue
         carry = data[cut + 1:]
-        yield from emit(_split_lines(data[:cut]))
+        yield from emit(data[:cut])
         if n_chunks == 1:
             _pause_once("read")
     if skip_head is not None:
         line_no += 1
         too_large(skip_head, skip_hash.hexdigest(), skip_size)
     elif carry:
-        yield from emit(_split_lines(carry))
+        yield from emit(carry)
 
 
 def _pause_once(point: str) -> None:

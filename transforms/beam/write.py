@@ -16,20 +16,23 @@ import pyarrow.parquet as pq
 from transforms import fileio
 from transforms.parse import constant
 
-PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=128 * 1024,
-                       write_statistics=True)
-# Dictionary-encode only columns that repeat; hashes, payloads and signatures
-# are unique per row and would only pay for a failed dictionary attempt.
-_NO_DICTIONARY = {"data", "signature", "record_sha256", "beacon_record_sha256", "local_entropy",
-                  "remote_entropy", "timestamp", "received_timestamp", "tmst", "image_sha256", "frame_id",
-                  "raw_record", "image_uri", "source_record"}
+PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=128 * 1024)
+# Columns unique per row (hashes, payloads, signatures, keys of many
+# hotspots) get neither a dictionary nor min/max statistics: both would only
+# cost time (measured on a witness part: 104 → 86 ms per 81k rows) without
+# helping a reader prune. Numbers are written plain: zstd compresses repeats,
+# and a failed dictionary attempt on timestamps or distances is pure cost.
+_UNIQUE = {"data", "signature", "record_sha256", "beacon_record_sha256", "local_entropy", "remote_entropy",
+           "image_sha256", "frame_id", "raw_record", "image_uri", "pub_key", "beacon_pub_key", "error"}
 
 
-def parquet_bytes(t: pa.Table) -> bytes:
+def parquet_bytes(t: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
-    dict_cols = [f.name for f in t.schema if f.name not in _NO_DICTIONARY]
-    pq.write_table(t, sink, use_dictionary=dict_cols, **PARQUET_OPTIONS)
-    return sink.getvalue().to_pybytes()
+    dict_cols = [f.name for f in t.schema if f.name not in _UNIQUE
+                 and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_list(f.type))]
+    stats_cols = [f.name for f in t.schema if f.name not in _UNIQUE]
+    pq.write_table(t, sink, use_dictionary=dict_cols, write_statistics=stats_cols, **PARQUET_OPTIONS)
+    return sink.getvalue()
 
 
 def dates_of(t: pa.Table, column: str | None, unit: str, fixed: str | None) -> pa.Array:

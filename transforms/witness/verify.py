@@ -123,6 +123,16 @@ def _join_to_beacons(w: pa.Table, b: pa.Table, window_ms: int) -> np.ndarray:
     return out
 
 
+def _region_codes(registry: pa.Table) -> np.ndarray:
+    """Registry region as integer codes, plus one trailing code for "not in
+    the registry"; a null or empty region shares that code, so comparing codes
+    equals comparing the regions with missing read as ""."""
+    region = pc.fill_null(registry.column("region"), "")
+    with_missing = pa.concat_arrays([region.combine_chunks() if isinstance(region, pa.ChunkedArray) else region,
+                                     pa.array([""], pa.string())])
+    return np.asarray(pc.dictionary_encode(with_missing).indices, dtype=np.int64)
+
+
 def _group_first(group: np.ndarray, key: np.ndarray, *sort_keys: np.ndarray) -> np.ndarray:
     """True for rows that come after the first in their (group, key), ordered by sort_keys."""
     n = len(group)
@@ -159,8 +169,11 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
     first = np.full(max(nb, 1), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, bi[has], received[has])
     first_witness = np.where(has, first[bsafe], 0)
-    b_key = bcol("pub_key", "", None).astype(object)
-    b_reg = lookup(pa.array(b_key, pa.string()), registry)
+    # Beacon-side values are taken per witness in Arrow (null where no
+    # beacon matched); Python object arrays of keys cost ~1 µs a row.
+    to_beacon = pa.array(bi, pa.int64(), mask=~has)
+    b_key = b.column("pub_key").take(to_beacon) if nb else pa.nulls(nw, pa.string())
+    b_reg = np.where(has, lookup(b.column("pub_key"), registry)[bsafe], -1) if nb else np.full(nw, -1, np.int64)
     w_cell = gather(registry, reg, "location", 0).astype(np.uint64)
     b_cell = gather(registry, b_reg, "location", 0).astype(np.uint64)
     w_lat, w_lng = gather(registry, reg, "lat", np.nan), gather(registry, reg, "lng", np.nan)
@@ -187,21 +200,22 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
     # Edge deny list: (beaconer, witness) pairs.
     edges = deny.filter(pc.is_valid(deny.column("witness_key")))
     if edges.num_rows:
-        pair = pc.binary_join_element_wise(pa.array(b_key, pa.string()), wkeys, "\x1f")
+        pair = pc.binary_join_element_wise(b_key, wkeys, "\x1f")
         eset = pc.binary_join_element_wise(edges.column("pub_key"), edges.column("witness_key"), "\x1f")
         denied_edge = has & _np(pc.is_in(pair, value_set=eset.combine_chunks()), False, bool)
     else:
         denied_edge = np.zeros(nw, dtype=bool)
+    region_codes = _region_codes(registry)
     ctx = {
         "beacon": bi, "bad_payload": bad_payload, "reg": reg, "cell": w_cell,
         "full": gather(registry, reg, "is_full_hotspot", False).astype(bool),
         "denied": _denied(wkeys, deny), "denied_edge": denied_edge,
-        "self": has & (np.asarray(wkeys.to_numpy(zero_copy_only=False), dtype=object) == b_key),
+        "self": has & _np(pc.equal(wkeys, b_key), False, bool),
         "received": received, "beacon_received": b_received, "first_witness": first_witness,
         "frequency": _np(w.column("frequency"), 0, np.float64), "beacon_frequency": freq_b,
         "pair_known": pair_known,
-        "region": gather(registry, reg, "region", "").astype(object),
-        "beacon_region": gather(registry, b_reg, "region", "").astype(object),
+        "region": region_codes[np.where(reg >= 0, reg, len(region_codes) - 1)],
+        "beacon_region": region_codes[np.where(b_reg >= 0, b_reg, len(region_codes) - 1)],
         "grid_distance": grid, "distance_m": dist,
         "signal_dbm": _np(w.column("signal"), 0, np.float64) / 10.0, "max_rssi": max_rssi,
         "duplicate": dup,
@@ -235,9 +249,9 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
     lag = np.where(b_received <= first_witness, received - b_received, received - first_witness)
     out = {f.name: w.column(f.name) for f in RAW_WITNESS}
     out.update({
-        "beacon_pub_key": pa.array(b_key, pa.string(), mask=~has),
+        "beacon_pub_key": b_key,
         "beacon_received_timestamp": pa.array(b_received, pa.int64(), mask=~has),
-        "beacon_record_sha256": pa.array(bcol("record_sha256", "", None).astype(object), pa.string(), mask=~has),
+        "beacon_record_sha256": b.column("record_sha256").take(to_beacon) if nb else pa.nulls(nw, pa.string()),
         "beaconer_cell": pa.array(b_cell, pa.uint64(), mask=b_cell == 0),
         "witness_cell": pa.array(w_cell, pa.uint64(), mask=w_cell == 0),
         "distance_m": pa.array(dist, pa.int64(), mask=~pair_known),

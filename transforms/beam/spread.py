@@ -1,0 +1,63 @@
+"""Spread input files over a runner's parallel workers with balanced work.
+
+The DirectRunner splits a stage's input statically: keys of a grouped
+collection go round-robin to its N workers, whatever their size. With
+`Reshuffle`'s random keys one worker could get most of the compressed files
+and finish 1.8 s after the other (measured on the 2M-row benchmark). Here the
+driver, which knows every file's size, packs files into N slots by descending
+estimated cost (greedy longest-processing-time), and slot k is the k-th key,
+so it lands on worker k. Runners that schedule tasks dynamically (Dask) get
+one slot per file instead.
+"""
+from __future__ import annotations
+
+import heapq
+
+import apache_beam as beam
+
+# Reading a compressed file costs about 4× per stored byte what a plain file
+# costs (2M-row benchmark: 0.055 s/MB for .gz beacons, 0.014 s/MB for JSONL).
+COMPRESSED_COST = 4.0
+
+
+def estimated_cost(uri: str, size: int) -> float:
+    compressed = uri.endswith((".gz", ".gzip", ".bz2", ".zst", ".deflate"))
+    return size * (COMPRESSED_COST if compressed else 1.0)
+
+
+def balanced_slots(costs: list[float], n_slots: int) -> list[int]:
+    """Slot of each item: the biggest items first, each to the least loaded slot."""
+    n_slots = max(1, n_slots)
+    heap = [(0.0, k) for k in range(n_slots)]
+    slot = [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        load, k = heapq.heappop(heap)
+        slot[i] = k
+        heapq.heappush(heap, (load + costs[i], k))
+    return slot
+
+
+def _values(kv):
+    return kv[1]
+
+
+class SpreadFiles(beam.PTransform):
+    """tasks (kind, uri) with sizes → the same tasks, spread over `n_slots`
+    workers (0 = one slot per file)."""
+
+    def __init__(self, tasks: list[tuple[str, str]], sizes: list[int], n_slots: int):
+        super().__init__()
+        self.tasks, self.sizes, self.n_slots = tasks, sizes, n_slots
+
+    def expand(self, pbegin):
+        if self.n_slots:
+            slots = balanced_slots([estimated_cost(u, s) for (_, u), s in zip(self.tasks, self.sizes)], self.n_slots)
+        else:
+            slots = list(range(len(self.tasks)))
+        # Slot keys first appear in order 0, 1, …, so round-robin over keys
+        # sends slot k to worker k.
+        keyed = sorted(zip(slots, self.tasks), key=lambda st: st[0])
+        return (pbegin
+                | "ListFiles" >> beam.Create(keyed)
+                | "BySlot" >> beam.GroupByKey()
+                | "Unpack" >> beam.FlatMap(_values))
