@@ -12,6 +12,7 @@ from transforms import fileio
 from transforms.beam.coders import ArrowTableCoder  # noqa: F401 (registers the coder)
 from transforms.beam.shuffle import load_group
 from transforms.rules import Constants
+from transforms.witness.registry import KeyIndex
 from transforms.witness.verify import empty_verified_beacons, verify_beacons, verify_witnesses
 
 _RAW_B = pa.schema(list(RAW_BEACON) + list(SOURCE_FIELDS))
@@ -31,9 +32,16 @@ class _WithRefs(beam.DoFn):
     def __init__(self, refs: dict[str, str | None], consts: Constants, now_ms: int):
         self.refs, self.consts, self.now_ms = refs, consts, now_ms
         self._loaded = None
+        self._index = None
 
     def setup(self):
         self._loaded = {k: _load_parquet(v) for k, v in self.refs.items()}
+
+    def _registry_index(self) -> KeyIndex:
+        """Built on first use, then reused for every bucket this worker verifies."""
+        if self._index is None:
+            self._index = KeyIndex(self._ref("registry").column("pub_key"))
+        return self._index
 
     def _ref(self, k):
         if self._loaded is None:
@@ -49,7 +57,7 @@ class VerifyBeacons(_WithRefs):
         _, refs = element
         beacons = load_group(refs, {"beacon": _RAW_B})["beacon"]
         yield "vbeacon", verify_beacons(beacons, self._ref("registry"), self._ref("deny"), self._ref("entropy"),
-                                        self.consts, self.now_ms)
+                                        self.consts, self.now_ms, self._registry_index())
 
 
 @beam.typehints.with_output_types(beam.typehints.Tuple[str, beam.typehints.Tuple[str, pa.Table]])
@@ -60,7 +68,7 @@ class JoinWitnesses(_WithRefs):
         bucket, refs = element
         g = load_group(refs, {"vbeacon": empty_verified_beacons().schema, "witness": _RAW_W})
         w, b = verify_witnesses(g["vbeacon"], g["witness"], self._ref("registry"), self._ref("deny"),
-                                self.consts, self.now_ms)
+                                self.consts, self.now_ms, self._registry_index())
         part = f"b{bucket:05d}"
         if w.num_rows:
             yield "witness", (part, w)

@@ -17,7 +17,7 @@ from schemas.provenance import SOURCE_FIELDS
 from schemas.witness import BEACON_OUT, RAW_BEACON, RAW_WITNESS, WITNESS_OUT
 from transforms import h3util
 from transforms.rules import Constants, evaluate, reasons_from_matrix, verdicts
-from transforms.witness.registry import gather, lookup
+from transforms.witness.registry import KeyIndex, gather, lookup
 from transforms.witness.rules import BEACON_RULES, WITNESS_RULES
 
 _SRC = [f.name for f in SOURCE_FIELDS]
@@ -55,12 +55,12 @@ def _denied(keys, deny: pa.Table) -> np.ndarray:
 
 
 def verify_beacons(beacons: pa.Table, registry: pa.Table, deny: pa.Table, entropy: pa.Table | None,
-                   consts: Constants, now_ms: int) -> pa.Table:
+                   consts: Constants, now_ms: int, reg_index: KeyIndex | None = None) -> pa.Table:
     """All beacons of some set of gateways → beacons with verdict and reasons."""
     t = beacons.take(pa.array(source_order(beacons))) if beacons.num_rows else beacons
     n = t.num_rows
     keys = t.column("pub_key")
-    reg = lookup(keys, registry)
+    reg = lookup(keys, registry, reg_index)
     received = _np(t.column("received_timestamp"), 0, np.int64)
     # Irregular interval: a later beacon of the same gateway in the same fixed bucket.
     bucket = received // int(consts["beacon_interval_ms"])
@@ -146,7 +146,8 @@ def _group_first(group: np.ndarray, key: np.ndarray, *sort_keys: np.ndarray) -> 
 
 
 def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table, deny: pa.Table,
-                     consts: Constants, now_ms: int) -> tuple[pa.Table, pa.Table]:
+                     consts: Constants, now_ms: int, reg_index: KeyIndex | None = None
+                     ) -> tuple[pa.Table, pa.Table]:
     """Verified beacons + raw witnesses of one payload bucket → (witness rows, beacon rows)."""
     b = beacons.take(pa.array(source_order(beacons))) if beacons.num_rows else beacons
     w = witnesses.take(pa.array(source_order(witnesses))) if witnesses.num_rows else witnesses
@@ -162,7 +163,8 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
         return np.where(has, v, fill)
 
     wkeys = w.column("pub_key")
-    reg = lookup(wkeys, registry)
+    reg_index = reg_index or KeyIndex(registry.column("pub_key"))
+    reg = lookup(wkeys, registry, reg_index)
     received = _np(w.column("received_timestamp"), 0, np.int64)
     b_received = bcol("received_timestamp", 0, np.int64)
     # First witness receipt per beacon (over every witness report of the PoC).
@@ -173,7 +175,7 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
     # beacon matched); Python object arrays of keys cost ~1 µs a row.
     to_beacon = pa.array(bi, pa.int64(), mask=~has)
     b_key = b.column("pub_key").take(to_beacon) if nb else pa.nulls(nw, pa.string())
-    b_reg = np.where(has, lookup(b.column("pub_key"), registry)[bsafe], -1) if nb else np.full(nw, -1, np.int64)
+    b_reg = np.where(has, lookup(b.column("pub_key"), registry, reg_index)[bsafe], -1) if nb else np.full(nw, -1, np.int64)
     w_cell = gather(registry, reg, "location", 0).astype(np.uint64)
     b_cell = gather(registry, b_reg, "location", 0).astype(np.uint64)
     w_lat, w_lng = gather(registry, reg, "lat", np.nan), gather(registry, reg, "lng", np.nan)

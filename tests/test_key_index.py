@@ -1,0 +1,40 @@
+"""KeyIndex must give exactly what pc.index_in gives (first occurrence, −1
+for absent or null keys), including when two keys share a hash."""
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms.witness.registry import KeyIndex
+
+
+def _reference(probe, keys):
+    return pc.fill_null(pc.index_in(probe, value_set=keys), -1).to_numpy(zero_copy_only=False)
+
+
+def test_matches_index_in_on_random_keys_absent_and_null():
+    rng = np.random.default_rng(7)
+    keys = pa.array([f"11{rng.integers(1 << 62):x}{i}" for i in range(5000)])
+    probe = pa.chunked_array([keys.take(pa.array(rng.integers(0, 5000, 3000))),
+                              pa.array(["absent", None, "", "11zz"] * 10)])
+    got = KeyIndex(keys).find(probe)
+    assert (got == _reference(probe, keys)).all()
+    assert (got[-40:] == -1).all()
+
+
+def test_same_tail_different_keys_are_not_confused():
+    # hash_strings looks at the length and last 16 bytes: these collide.
+    keys = pa.array(["A" + "x" * 20, "B" + "x" * 20])
+    idx = KeyIndex(keys)
+    assert idx.ambiguous
+    assert idx.find(pa.array(["B" + "x" * 20, "C" + "x" * 20, "A" + "x" * 20])).tolist() == [1, -1, 0]
+
+
+def test_probe_sharing_a_hash_with_a_registry_key_is_absent():
+    idx = KeyIndex(pa.array(["A" + "y" * 20, "short"]))
+    assert not idx.ambiguous
+    assert idx.find(pa.array(["Z" + "y" * 20, "short"])).tolist() == [-1, 1]
+
+
+def test_empty_registry_and_empty_probe():
+    assert KeyIndex(pa.array([], pa.string())).find(pa.array(["a"])).tolist() == [-1]
+    assert KeyIndex(pa.array(["a"])).find(pa.array([], pa.string())).tolist() == []
