@@ -159,7 +159,7 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
     p = beam.Pipeline(options=opts)
     ordered = [(k, f) for k in sorted(files) for f in files[k]]
     listed = p | "Spread" >> SpreadFiles([(k, f.uri) for k, f in ordered], [f.size for _, f in ordered],
-                                         parallel_slots(opts))
+                                         *parallel_slots(opts))
     qdate = s.logical_date or now.strftime("%Y-%m-%d")
     q_writer = WriteQuarantine(staging, "quarantine", QUARANTINE, stage.run_columns, fixed_date=qdate)
     reader = ReadFiles(job.specs, s.chunk_bytes, s.duplicates,
