@@ -1,12 +1,12 @@
-"""The "floor": the least work that still reads the same files, adds one H3
-cell per row and writes Parquet — pyarrow only, no Beam, no validation.
-hexsieve's throughput is judged against this."""
+"""The "floor": the least work that still reads the same files as hexsieve
+(beacons and witnesses), adds one H3 cell per row and writes Parquet —
+pyarrow only, no Beam, no validation. hexsieve's throughput is judged
+against this. Prints the number of records written."""
 import argparse
 import glob
 import io
 import os
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -17,10 +17,24 @@ from apache_beam.io.filesystems import FileSystems  # same I/O layer as hexsieve
 
 from transforms import h3util
 
+WITNESS = pa.schema([("pub_key", pa.string()), ("data", pa.string()), ("timestamp", pa.int64()),
+                     ("tmst", pa.int64()), ("signal", pa.int64()), ("snr", pa.int64()),
+                     ("frequency", pa.int64()), ("datarate", pa.string()), ("signature", pa.string()),
+                     ("received_timestamp", pa.int64())])
+_BEACON_FIELDS = [("pub_key", pa.string()), ("local_entropy", pa.string()), ("remote_entropy", pa.string()),
+                  ("data", pa.string()), ("frequency", pa.int64()), ("channel", pa.int64()),
+                  ("datarate", pa.string()), ("tx_power", pa.int64()), ("timestamp", pa.int64()),
+                  ("tmst", pa.int64()), ("signature", pa.string())]
+# Beacon files mix the flat form and Helium's nested {received_timestamp, report}.
+BEACON = pa.schema(_BEACON_FIELDS + [("received_timestamp", pa.int64()),
+                                     ("report", pa.struct(_BEACON_FIELDS))])
+_INTS = ("timestamp", "signal", "snr", "frequency", "received_timestamp")
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--witnesses", required=True)
+    ap.add_argument("--beacons", default=None)
     ap.add_argument("--registry", required=True)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -29,28 +43,31 @@ def main():
     cells, _ = h3util.parse_cells(reg.column("location"))
     keys = reg.column("pub_key").combine_chunks()
     rows = 0
-    for i, f in enumerate(sorted(glob.glob(a.witnesses))):
-        with FileSystems.open(f) as fh:
+    jobs = [("beacon", f) for f in sorted(glob.glob(a.beacons))] if a.beacons else []
+    jobs += [("witness", f) for f in sorted(glob.glob(a.witnesses))]
+    for i, (kind, f) in enumerate(jobs):
+        with FileSystems.open(f) as fh:  # decompresses .gz by extension
             data = b"".join(iter(lambda: fh.read(16 << 20), b""))
-        t = _read_lenient(data)
+        t = _read_lenient(data, WITNESS) if kind == "witness" else _flatten(_read_lenient(data, BEACON))
         idx = pc.fill_null(pc.index_in(t.column("pub_key"), value_set=keys), 0).to_numpy(zero_copy_only=False)
-        t = t.append_column("witness_cell", pa.array(h3util.parent(cells[idx], 11), pa.uint64()))
-        pq.write_table(t, os.path.join(a.out, f"part-{i:04d}.parquet"), compression="zstd")
+        t = t.append_column("cell", pa.array(h3util.parent(cells[idx], 11), pa.uint64()))
+        pq.write_table(t, os.path.join(a.out, f"{kind}-{i:04d}.parquet"), compression="zstd")
         rows += t.num_rows
     print(rows)
 
 
-SCHEMA = pa.schema([("pub_key", pa.string()), ("data", pa.string()), ("timestamp", pa.int64()),
-                    ("tmst", pa.int64()), ("signal", pa.int64()), ("snr", pa.int64()),
-                    ("frequency", pa.int64()), ("datarate", pa.string()), ("signature", pa.string()),
-                    ("received_timestamp", pa.int64())])
-_INTS = ("timestamp", "signal", "snr", "frequency", "received_timestamp")
+def _flatten(t: pa.Table) -> pa.Table:
+    """Nested beacon rows take their fields from `report`."""
+    rep = t.column("report")
+    cols = {name: pc.coalesce(t.column(name), pc.struct_field(rep, name)) for name, _ in _BEACON_FIELDS}
+    cols["received_timestamp"] = t.column("received_timestamp")
+    return pa.table(cols)
 
 
-def _read_lenient(data: bytes) -> pa.Table:
+def _read_lenient(data: bytes, schema: pa.Schema) -> pa.Table:
     """The floor must not crash on the few malformed lines some files contain:
     it drops them (no quarantine, no accounting) and parses the rest at once."""
-    opts = pajson.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
+    opts = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
         return pajson.read_json(io.BytesIO(data), parse_options=opts)
     except pa.ArrowInvalid:
@@ -61,8 +78,12 @@ def _read_lenient(data: bytes) -> pa.Table:
                 r = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(r, dict) and isinstance(r.get("pub_key"), str) and \
-                    all(isinstance(r.get(k), int) for k in _INTS):
+            if not isinstance(r, dict):
+                continue
+            body = r.get("report") if isinstance(r.get("report"), dict) else r
+            ints = [k for k in _INTS if k in schema.names and k != "received_timestamp"]
+            if isinstance(body.get("pub_key"), str) and isinstance(r.get("received_timestamp"), int) and \
+                    all(isinstance(body.get(k), int) for k in ints):
                 good.append(line)
         return pajson.read_json(io.BytesIO(b"\n".join(good)), parse_options=opts)
 
