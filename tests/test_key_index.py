@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.witness.registry import KeyIndex
+from transforms.keys import KeyIndex
 
 
 def _reference(probe, keys):

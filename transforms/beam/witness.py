@@ -12,7 +12,7 @@ from transforms import fileio
 from transforms.beam.coders import ArrowTableCoder  # noqa: F401 (registers the coder)
 from transforms.beam.shuffle import load_group
 from transforms.rules import Constants
-from transforms.witness.registry import KeyIndex
+from transforms.keys import KeyIndex
 from transforms.witness.verify import empty_verified_beacons, verify_beacons, verify_witnesses
 
 _RAW_B = pa.schema(list(RAW_BEACON) + list(SOURCE_FIELDS))

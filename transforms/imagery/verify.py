@@ -19,6 +19,7 @@ from schemas.imagery import DEVICE_REGISTRY, IMAGERY_OUT, RAW_FRAME
 from schemas.provenance import RUN_FIELDS
 from transforms import h3util
 from transforms.imagery.rules import FRAME_RULES, SEQUENCE_RULES, Reason
+from transforms.keys import KeyIndex
 from transforms.rules import Constants, evaluate, reasons_from_matrix, verdicts
 
 CELL_RES = 15
@@ -109,8 +110,7 @@ def _registry_spacing(dev_ids, registry: pa.Table, default: float) -> tuple[np.n
     n = len(dev_ids)
     if registry.num_rows == 0:
         return np.full(n, float(default)), np.zeros(n, bool)
-    idx = pc.fill_null(pc.index_in(dev_ids, value_set=registry.column("device_id").combine_chunks()), -1)
-    idx = idx.to_numpy(zero_copy_only=False)
+    idx = KeyIndex(registry.column("device_id")).find(dev_ids)
     found = idx >= 0
     at = np.where(found, idx, 0)
     spacing = _f64(registry, "frame_spacing_m")[at]

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from schemas.sensor import MODELS, READING_INPUT, STATION_REGISTRY
 from transforms import h3util
 from transforms.fileio import InputError
+from transforms.keys import KeyIndex
 from transforms.sources import SourceSpec
 from transforms.tables import read_table, require_columns
 
@@ -216,6 +217,5 @@ def load_station_registry(uri: str) -> tuple[pa.Table, list[dict]]:
 
 
 def lookup(station_ids, registry: pa.Table) -> np.ndarray:
-    """Registry row per station id, −1 when absent (hash lookup)."""
-    idx = pc.index_in(station_ids, value_set=registry.column("station_id").combine_chunks())
-    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    """Registry row per station id, −1 when absent."""
+    return KeyIndex(registry.column("station_id")).find(station_ids)

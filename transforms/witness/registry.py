@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from schemas.witness import DENYLIST, ENTROPY, GATEWAY_REGISTRY
 from transforms import h3util
 from transforms.fileio import InputError
+from transforms.keys import KeyIndex
 from transforms.tables import read_table, require_columns
 
 REGISTRY_NORMAL = pa.schema(list(GATEWAY_REGISTRY) + [
@@ -115,39 +116,6 @@ def load_entropy(uri: str | None) -> pa.Table | None:
     require_columns(t, ["data", "timestamp"], uri, "entropy")
     return pa.table({"data": t.column("data").cast(pa.string()),
                      "timestamp": t.column("timestamp").cast(pa.int64())}, schema=ENTROPY)
-
-
-class KeyIndex:
-    """Exact key → row lookups against a fixed key column, built once.
-
-    `pc.index_in` rebuilds its hash table of the whole registry (100k keys:
-    ~50 ms) on every call, and a run makes one call per bucket and side;
-    this index is built once per worker and each lookup costs a vectorized
-    hash, a binary search and an exact string comparison (~18 ms for 80k
-    keys). Tables whose keys share a 64-bit hash fall back to `index_in`."""
-
-    def __init__(self, keys: pa.Array | pa.ChunkedArray):
-        from transforms.keys import hash_strings
-        self.keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-        h = hash_strings(self.keys)
-        self.order = np.argsort(h, kind="stable")
-        self.sorted = h[self.order]
-        self.ambiguous = bool(len(h) > 1 and (np.diff(self.sorted) == 0).any())
-
-    def find(self, probe: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """Row of each probe key (first occurrence), −1 when absent or null."""
-        from transforms.keys import hash_strings
-        n = len(probe)
-        if len(self.keys) == 0 or n == 0:
-            return np.full(n, -1, dtype=np.int64)
-        if self.ambiguous:
-            idx = pc.index_in(probe, value_set=self.keys)
-            return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        h = hash_strings(probe)
-        pos = np.minimum(np.searchsorted(self.sorted, h), len(self.sorted) - 1)
-        cand = self.order[pos]
-        same = pc.fill_null(pc.equal(probe, self.keys.take(pa.array(cand))), False).to_numpy(zero_copy_only=False)
-        return np.where((self.sorted[pos] == h) & same, cand, -1).astype(np.int64)
 
 
 def lookup(keys: pa.Array | pa.ChunkedArray, registry: pa.Table, index: KeyIndex | None = None) -> np.ndarray:

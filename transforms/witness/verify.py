@@ -17,7 +17,8 @@ from schemas.provenance import SOURCE_FIELDS
 from schemas.witness import BEACON_OUT, RAW_BEACON, RAW_WITNESS, WITNESS_OUT
 from transforms import h3util
 from transforms.rules import Constants, evaluate, reasons_from_matrix, verdicts
-from transforms.witness.registry import KeyIndex, gather, lookup
+from transforms.keys import KeyIndex
+from transforms.witness.registry import gather, lookup
 from transforms.witness.rules import BEACON_RULES, WITNESS_RULES
 
 _SRC = [f.name for f in SOURCE_FIELDS]
