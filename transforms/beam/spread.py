@@ -57,16 +57,16 @@ class SpreadFiles(beam.PTransform):
         self.tasks, self.sizes, self.n_slots, self.by_partition = tasks, sizes, n_slots, by_partition
 
     def expand(self, pbegin):
-        if self.by_partition:
-            slots = balanced_slots([estimated_cost(u, s) for (_, u), s in zip(self.tasks, self.sizes)], self.n_slots)
-            groups = [[t for t, k in zip(self.tasks, slots) if k == slot] for slot in range(max(1, self.n_slots))]
-            return (pbegin
-                    | "ListFiles" >> beam.Create([g for g in groups if g])
-                    | "Unpack" >> beam.FlatMap(_identity))
         if self.n_slots:
             slots = balanced_slots([estimated_cost(u, s) for (_, u), s in zip(self.tasks, self.sizes)], self.n_slots)
         else:
             slots = list(range(len(self.tasks)))
+        if self.by_partition:
+            # One Create element (so one Dask partition) per non-empty slot.
+            groups = [[t for t, k in zip(self.tasks, slots) if k == slot] for slot in sorted(set(slots))]
+            return (pbegin
+                    | "ListFiles" >> beam.Create(groups)
+                    | "Unpack" >> beam.FlatMap(_identity))
         # Slot keys first appear in order 0, 1, …, so round-robin over keys
         # sends slot k to worker k.
         keyed = sorted(zip(slots, self.tasks), key=lambda st: st[0])
