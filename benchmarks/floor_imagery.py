@@ -3,18 +3,14 @@ adds one H3 cell per row and writes Parquet — pyarrow only, no Beam, no
 validation. hexsieve imagery's throughput is judged against this."""
 import argparse
 import glob
-import io
-import json
 import os
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from apache_beam.io.filesystems import FileSystems  # same I/O layer as hexsieve
-
+from floor_io import read_all, read_json_lenient
 from transforms import h3util
 
 LAT = ("lat", "MAPLatitude")
@@ -30,9 +26,7 @@ def main():
     rows = 0
     files = sorted({f for pat in a.frames for f in glob.glob(pat)})
     for i, f in enumerate(files):
-        with FileSystems.open(f) as fh:  # .gz decompressed by extension, as in hexsieve
-            data = b"".join(iter(lambda: fh.read(16 << 20), b""))
-        t = _read_lenient(data)
+        t = read_json_lenient(read_all(f), _typical_kinds)
         lat = pc.fill_null(_first(t, LAT).cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
         lon = pc.fill_null(_first(t, LON).cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
         t = t.append_column("cell", h3util.latlng_to_cells(lat, lon, 15))
@@ -48,31 +42,18 @@ def _first(t: pa.Table, names) -> pa.ChunkedArray:
     return pa.chunked_array([pa.nulls(t.num_rows, pa.float64())])
 
 
-def _read_lenient(data: bytes) -> pa.Table:
-    """The floor must not crash on the few malformed lines some files contain:
-    it drops them (no quarantine, no accounting) and parses the rest at once."""
-    try:
-        return pajson.read_json(io.BytesIO(data))
-    except pa.ArrowInvalid:
-        recs, kinds = [], None
-        for line in data.split(b"\n"):
-            try:
-                r = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(r, dict):
-                recs.append((line, r))
-        # the JSON kind of every field as most lines have it; lines that differ are dropped
-        from collections import Counter
-        kinds = {}
-        for _, r in recs[:1000]:
-            for k, v in r.items():
-                if v is not None:
-                    kinds.setdefault(k, Counter())[type(v)] += 1
-        kinds = {k: c.most_common(1)[0][0] for k, c in kinds.items()}
-        good = [line for line, r in recs if all(v is None or type(v) is kinds.get(k, type(v)) for k, v in r.items())
-                and any(k in r for k in LAT)]
-        return pajson.read_json(io.BytesIO(b"\n".join(good)))
+def _typical_kinds(recs: list[tuple[bytes, dict]]) -> list[bytes]:
+    """Lines whose fields all have the JSON kind most lines give them (judged
+    on the first 1000), with a position."""
+    from collections import Counter
+    kinds: dict = {}
+    for _, r in recs[:1000]:
+        for k, v in r.items():
+            if v is not None:
+                kinds.setdefault(k, Counter())[type(v)] += 1
+    kinds = {k: c.most_common(1)[0][0] for k, c in kinds.items()}
+    return [line for line, r in recs if all(v is None or type(v) is kinds.get(k, type(v)) for k, v in r.items())
+            and any(k in r for k in LAT)]
 
 
 if __name__ == "__main__":

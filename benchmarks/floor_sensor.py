@@ -4,8 +4,6 @@ writes Parquet — pyarrow only, no Beam, no validation. Malformed lines are
 dropped, not quarantined."""
 import argparse
 import glob
-import io
-import json
 import os
 
 import numpy as np
@@ -15,8 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from apache_beam.io.filesystems import FileSystems  # same I/O layer as hexsieve
-
+from floor_io import each, read_all, read_json_lenient
 from transforms import h3util
 
 SCHEMA = pa.schema([("station_id", pa.string()), ("model", pa.string()), ("timestamp", pa.float64()),
@@ -29,22 +26,9 @@ SCHEMA = pa.schema([("station_id", pa.string()), ("model", pa.string()), ("times
 def _read(uri: str) -> pa.Table:
     if uri.endswith(".parquet"):
         return pq.read_table(uri)
-    with FileSystems.open(uri) as fh:  # decompresses .gz by extension
-        data = b"".join(iter(lambda: fh.read(16 << 20), b""))
     opts = pajson.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
-    try:
-        return pajson.read_json(io.BytesIO(data), parse_options=opts)
-    except pa.ArrowInvalid:
-        good = []
-        for line in data.split(b"\n"):
-            try:
-                r = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(r, dict) and isinstance(r.get("station_id"), str) and \
-                    not isinstance(r.get("temperature"), str):
-                good.append(line)
-        return pajson.read_json(io.BytesIO(b"\n".join(good)), parse_options=opts)
+    return read_json_lenient(read_all(uri), each(lambda r: isinstance(r.get("station_id"), str) and
+                                                  not isinstance(r.get("temperature"), str)), opts)
 
 
 def main():

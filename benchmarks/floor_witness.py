@@ -4,7 +4,6 @@ pyarrow only, no Beam, no validation. hexsieve's throughput is judged
 against this. Prints the number of records written."""
 import argparse
 import glob
-import io
 import os
 
 import pyarrow as pa
@@ -13,8 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from apache_beam.io.filesystems import FileSystems  # same I/O layer as hexsieve
-
+from floor_io import each, read_all, read_json_lenient
 from transforms import h3util
 
 WITNESS = pa.schema([("pub_key", pa.string()), ("data", pa.string()), ("timestamp", pa.int64()),
@@ -46,8 +44,7 @@ def main():
     jobs = [("beacon", f) for f in sorted(glob.glob(a.beacons))] if a.beacons else []
     jobs += [("witness", f) for f in sorted(glob.glob(a.witnesses))]
     for i, (kind, f) in enumerate(jobs):
-        with FileSystems.open(f) as fh:  # decompresses .gz by extension
-            data = b"".join(iter(lambda: fh.read(16 << 20), b""))
+        data = read_all(f)
         t = _read_lenient(data, WITNESS) if kind == "witness" else _flatten(_read_lenient(data, BEACON))
         idx = pc.fill_null(pc.index_in(t.column("pub_key"), value_set=keys), 0).to_numpy(zero_copy_only=False)
         t = t.append_column("cell", pa.array(h3util.parent(cells[idx], 11), pa.uint64()))
@@ -65,27 +62,14 @@ def _flatten(t: pa.Table) -> pa.Table:
 
 
 def _read_lenient(data: bytes, schema: pa.Schema) -> pa.Table:
-    """The floor must not crash on the few malformed lines some files contain:
-    it drops them (no quarantine, no accounting) and parses the rest at once."""
+    ints = [k for k in _INTS if k in schema.names and k != "received_timestamp"]
+
+    def ok(r: dict) -> bool:
+        body = r.get("report") if isinstance(r.get("report"), dict) else r
+        return isinstance(body.get("pub_key"), str) and isinstance(r.get("received_timestamp"), int) and \
+            all(isinstance(body.get(k), int) for k in ints)
     opts = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    try:
-        return pajson.read_json(io.BytesIO(data), parse_options=opts)
-    except pa.ArrowInvalid:
-        import json
-        good = []
-        for line in data.split(b"\n"):
-            try:
-                r = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(r, dict):
-                continue
-            body = r.get("report") if isinstance(r.get("report"), dict) else r
-            ints = [k for k in _INTS if k in schema.names and k != "received_timestamp"]
-            if isinstance(body.get("pub_key"), str) and isinstance(r.get("received_timestamp"), int) and \
-                    all(isinstance(body.get(k), int) for k in ints):
-                good.append(line)
-        return pajson.read_json(io.BytesIO(b"\n".join(good)), parse_options=opts)
+    return read_json_lenient(data, each(ok), opts)
 
 
 if __name__ == "__main__":
