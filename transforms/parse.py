@@ -27,6 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from schemas.quarantine import QUARANTINE
 from transforms import fileio
+from transforms.digests import sha256_hex
 from transforms.sources import SourceSpec
 
 RAW_LIMIT = 1 << 20
@@ -71,7 +72,7 @@ class Bad:
             "source_record": pa.array(self.line, pa.int64()),
             "source_sha256": constant(sha, n),
             "record_sha256": pa.array([h or hashlib.sha256(r).hexdigest() for r, h in zip(self.raw, self.sha)],
-                                      pa.string()),
+                                      pa.string()),  # few rows, some pre-hashed: per row is fine
             "raw_record": pa.array([r[:RAW_LIMIT] for r in self.raw], pa.binary()),
             "raw_truncated": pa.array([len(r) > RAW_LIMIT or c for r, c in zip(self.raw, self.cut)], pa.bool_()),
             "error_code": pa.array(self.code, pa.string()),
@@ -275,7 +276,7 @@ def _check_required(t: pa.Table, spec: SourceSpec) -> tuple[np.ndarray, list[str
 
 
 def finish_table(t: pa.Table, spec: SourceSpec, lines_nums: np.ndarray, raws: list[bytes] | None,
-                 record_hashes: list[str] | None, uri: str, sha: str, bad: Bad
+                 record_hashes: pa.Array | None, uri: str, sha: str, bad: Bad
                  ) -> pa.Table | None:
     """Canonicalise, route rows failing required/normalise checks to `bad`, add source columns."""
     t = _coalesce_nested(t, spec)
@@ -298,7 +299,7 @@ def finish_table(t: pa.Table, spec: SourceSpec, lines_nums: np.ndarray, raws: li
         bad.add(int(lines_nums[i]), raws[i] if raws is not None else _row_json(t, i), "bad_value", tmsgs[int(i)])
     drop |= tbad
     if raws is not None:
-        hashes = record_hashes if record_hashes is not None else [hashlib.sha256(r).hexdigest() for r in raws]
+        hashes = record_hashes if record_hashes is not None else sha256_hex(raws)
     else:
         hashes = record_hashes
     keep = ~drop
@@ -308,13 +309,13 @@ def finish_table(t: pa.Table, spec: SourceSpec, lines_nums: np.ndarray, raws: li
         mask = pa.array(keep)
         t = t.filter(mask)
         lines_nums = lines_nums[keep]
-        hashes = [h for h, k in zip(hashes, keep) if k]
+        hashes = hashes.filter(mask)
     t = t.cast(spec.schema, safe=False) if t.schema != spec.schema else t
     n = t.num_rows
     return t.append_column("source_uri", constant(uri, n)) \
             .append_column("source_record", pa.array(lines_nums, pa.int64())) \
             .append_column("source_sha256", constant(sha, n)) \
-            .append_column("record_sha256", pa.array(hashes, pa.string()))
+            .append_column("record_sha256", hashes)
 
 
 def constant(value, n: int, type_: pa.DataType = pa.string()) -> pa.Array:
@@ -527,7 +528,7 @@ def iter_parquet(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Ba
             nums = np.arange(row0, row0 + n, dtype=np.int64)
             row0 += n
             rows_json = [canonical_json(r) for r in t.to_pylist()]
-            hashes = [hashlib.sha256(r).hexdigest() for r in rows_json]
+            hashes = sha256_hex(rows_json)
             try:
                 t2 = _cast_columns(t, spec)
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
