@@ -116,8 +116,7 @@ def runner_context(runner: str, dask_address: str | None, dask_workers: int | No
                 # the 2M-record run, 1 worker: 8.5 s of system time instead of
                 # 3.1 s, 28.0 s wall instead of 22.2 s. One Arrow/BLAS thread
                 # per worker, as Dask sets by default: a worker is one core.
-                # The preload imports Beam in the background while the driver
-                # builds the pipeline (pipelines/dask_warm.py).
+                # The preload quiets Beam's import warnings in the workers.
                 dask.config.set({"distributed.worker.daemon": False,
                                  "distributed.worker.profile.enabled": False,
                                  "distributed.nanny.pre-spawn-environ": {
@@ -130,7 +129,7 @@ def runner_context(runner: str, dask_address: str | None, dask_workers: int | No
                              "distributed.http.proxy", "distributed.client"):
                     logging.getLogger(name).setLevel(logging.CRITICAL)
                 with LocalCluster(n_workers=dask_workers or 2, threads_per_worker=1, processes=True,
-                                  preload=["pipelines.dask_warm"],
+                                  preload=["pipelines.dask_worker"],
                                   dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster:
                     yield args + [f"--dask_client_address={cluster.scheduler_address}"]
                 return

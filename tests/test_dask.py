@@ -123,6 +123,8 @@ def test_cli_runner_dask_with_local_workers(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "on dask" in r.stdout and "accounting OK" in r.stdout
     assert "Traceback" not in r.stderr
+    # The workers' Beam import chatter ("apitools not found…") stays out of the terminal.
+    assert "WARNING" not in r.stderr, r.stderr
     doc = json.load(open(glob.glob(f"{out}/_runs/*.json")[0]))
     assert doc["runner"] == "dask"
 
