@@ -35,6 +35,33 @@ def source_order(t: pa.Table) -> np.ndarray:
     return np.asarray(pc.sort_indices(t, [("source_uri", "ascending"), ("source_record", "ascending")]))
 
 
+def sorted_by_source(t: pa.Table) -> pa.Table:
+    """`t` in (source_uri, source_record) order, as `t.take(source_order(t))`.
+
+    A bucket is a concatenation of shards, and each shard is a run of one
+    file's rows in line order; ordering the shards (zero-copy) then suffices,
+    which is checked here. Anything else gets the full sort. Measured on an
+    18.8k-row bucket: 0.8 ms instead of 3.7 ms for the sort and the take of
+    every column (about 0.3 CPU-s over the 2M-record benchmark)."""
+    if t.num_rows == 0:
+        return t
+    runs = []
+    for b in t.to_batches():
+        if b.num_rows == 0:
+            continue
+        uri, rec = b.column("source_uri"), b.column("source_record")
+        first = uri[0].as_py()
+        r = rec.to_numpy(zero_copy_only=False)
+        if rec.null_count or first is None or (len(r) > 1 and not (r[1:] > r[:-1]).all()) \
+                or not pc.all(pc.equal(uri, first)).as_py():
+            return t.take(pa.array(source_order(t)))
+        runs.append(((first, int(r[0])), (first, int(r[-1])), b))
+    runs.sort(key=lambda x: x[0])
+    if any(nxt[0] <= prev[1] for prev, nxt in zip(runs, runs[1:])):
+        return t.take(pa.array(source_order(t)))
+    return pa.Table.from_batches([b for _, _, b in runs], schema=t.schema)
+
+
 def free_space_ceiling_dbm(tx_power_dbm, gain_b_dbi10, gain_w_dbi10, distance_m, frequency_hz,
                            speed_of_light_mps=2.998e8):
     """Strongest signal a witness can honestly report: tx power plus both
@@ -58,7 +85,7 @@ def _denied(keys, deny: pa.Table) -> np.ndarray:
 def verify_beacons(beacons: pa.Table, registry: pa.Table, deny: pa.Table, entropy: pa.Table | None,
                    consts: Constants, now_ms: int, reg_index: KeyIndex | None = None) -> pa.Table:
     """All beacons of some set of gateways → beacons with verdict and reasons."""
-    t = beacons.take(pa.array(source_order(beacons))) if beacons.num_rows else beacons
+    t = sorted_by_source(beacons)
     n = t.num_rows
     keys = t.column("pub_key")
     reg = lookup(keys, registry, reg_index)
@@ -150,8 +177,7 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
                      consts: Constants, now_ms: int, reg_index: KeyIndex | None = None
                      ) -> tuple[pa.Table, pa.Table]:
     """Verified beacons + raw witnesses of one payload bucket → (witness rows, beacon rows)."""
-    b = beacons.take(pa.array(source_order(beacons))) if beacons.num_rows else beacons
-    w = witnesses.take(pa.array(source_order(witnesses))) if witnesses.num_rows else witnesses
+    b, w = sorted_by_source(beacons), sorted_by_source(witnesses)
     nw, nb = w.num_rows, b.num_rows
     bi = _join_to_beacons(w, b, int(consts["join_window_ms"]))
     has = bi >= 0
