@@ -54,16 +54,22 @@ def _np(col, fill, dtype=None):
     return a.astype(dtype) if dtype is not None else a
 
 
+def in_series_order(t: pa.Table) -> pa.Table:
+    """Rows by (station, time), ties broken by provenance: the order every
+    series rule and score reads, identical on every runner."""
+    if not t.num_rows:
+        return t
+    return t.take(pc.sort_indices(t, [("station_id", "ascending"), ("timestamp", "ascending"),
+                                      ("source_uri", "ascending"), ("source_record", "ascending")]))
+
+
 def prepare(readings: pa.Table, registry: pa.Table) -> Scored:
     """Series packets of registered stations with a known model, sorted.
 
     Mirrors the series definition of the rule checks: the first packet per
     (station, timestamp) that is neither a duplicate nor in the future.
     """
-    t = readings
-    if t.num_rows:
-        t = t.take(pc.sort_indices(t, [("station_id", "ascending"), ("timestamp", "ascending"),
-                                       ("source_uri", "ascending"), ("source_record", "ascending")]))
+    t = in_series_order(readings)
     drop = np.zeros(t.num_rows, dtype=bool)
     for code in _NOT_IN_SERIES:
         drop |= has_code(t.column("reasons"), code)

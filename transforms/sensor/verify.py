@@ -96,10 +96,7 @@ def _models(t: pa.Table, registry: pa.Table, reg: np.ndarray):
 def flag_readings(table: pa.Table, registry: pa.Table, consts: Constants, now_ms: int) -> pa.Table:
     """Canonical packets (+ source columns) → SENSOR_OUT rows without the run columns,
     sorted by (station_id, timestamp, source_uri, source_record)."""
-    t = table.select([f.name for f in RAW_READING] + _SRC)
-    if t.num_rows:
-        t = t.take(pc.sort_indices(t, [("station_id", "ascending"), ("timestamp", "ascending"),
-                                       ("source_uri", "ascending"), ("source_record", "ascending")]))
+    t = qod.in_series_order(table.select([f.name for f in RAW_READING] + _SRC))
     n = t.num_rows
     sid = t.column("station_id")
     station = _np(pc.dictionary_encode(sid).combine_chunks().indices, 0, np.int64) if n else np.zeros(0, np.int64)
