@@ -7,12 +7,11 @@ H3 cell per row, Parquet write; no Beam) and a per-record Beam pipeline
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
 
-from measure import HERE, HX, NOW, PY, ROOT, run  # noqa: F401 (shared harness)
+from measure import HERE, HX, PY, ROOT, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
 
 
 def ensure_data(rows: int, files: int, root: str) -> tuple[str, float | None]:
@@ -33,16 +32,8 @@ def frames(d: str) -> list[str]:
 
 
 def hexsieve(d: str, out: str, extra: list[str]) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
     args = [x for pat in frames(d) for x in ("--frames", pat)]
-    r = run(HX + ["batch", "imagery", *args, "--devices", f"{d}/devices.csv", "--out", out, "--now", NOW,
-                  "--quiet", *extra], cwd=ROOT)
-    (m,) = os.listdir(os.path.join(out, "_runs"))
-    doc = json.load(open(os.path.join(out, "_runs", m)))
-    r["records"] = sum(f["records"] for f in doc["accounting"]["files"])
-    r["pipeline_s"] = doc["timings"]["pipeline_s"]
-    r["counts"] = doc["counts"]["by_table"]
-    return r
+    return run_hexsieve(["batch", "imagery", *args, "--devices", f"{d}/devices.csv", *extra], out)
 
 
 def main() -> None:
@@ -83,7 +74,7 @@ def main() -> None:
         r = best_of(lambda: hexsieve(d, os.path.join(a.root, "out-imagery"), extra))
         n = r["records"]
         report(name, r, n)
-        print(f"    pipeline {r['pipeline_s']:.2f} s; {r['counts']}")
+        print(f"    pipeline {r['pipeline_s']:.2f} s; {r['counts']['by_table']}")
     best_name = max(results, key=lambda k: results[k]["rows_per_s"])
     best = results[best_name]
     if "floor" not in skip:
@@ -107,8 +98,7 @@ def main() -> None:
         print(f"hexsieve / floor      = {best['rows_per_s'] / results['floor (pyarrow + H3, no Beam)']['rows_per_s']:.2f}")
     if "per-record Beam (dict per record)" in results:
         print(f"hexsieve / per-record = {best['rows_per_s'] / results['per-record Beam (dict per record)']['rows_per_s']:.2f}")
-    json.dump({k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")} for k, v in results.items()},
-              open(os.path.join(a.root, "bench_imagery.json"), "w"), indent=2)
+    save_results(os.path.join(a.root, "bench_imagery.json"), results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 
-from measure import HERE, HX, NOW, PY, ROOT, run  # noqa: F401 (shared harness)
+from measure import HERE, HX, PY, ROOT, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -27,14 +27,8 @@ def ensure_data(rows: int, files: int, root: str) -> str:
 
 
 def hexsieve(d: str, out: str, extra: list[str]) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
-    r = run(HX + ["batch", "sensor", "--readings", f"{d}/readings-*", "--stations", f"{d}/stations.csv",
-                  "--out", out, "--now", NOW, "--quiet", *extra], cwd=ROOT)
-    doc = json.load(open(glob.glob(os.path.join(out, "_runs", "*.json"))[0]))
-    r["records"] = sum(f["records"] for f in doc["accounting"]["files"])
-    r["pipeline_s"] = doc["timings"]["pipeline_s"]
-    r["counts"] = doc["counts"]
-    return r
+    return run_hexsieve(["batch", "sensor", "--readings", f"{d}/readings-*", "--stations", f"{d}/stations.csv",
+                         *extra], out)
 
 
 def jsonl_records(d: str) -> int:
@@ -102,8 +96,7 @@ def main() -> None:
         print(f"hexsieve / floor      = {best['rows_per_s'] / fl['rows_per_s']:.2f}")
     if pr:
         print(f"hexsieve / per-record = {best['rows_per_s'] / pr['rows_per_s']:.2f}")
-    json.dump({k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")} for k, v in results.items()},
-              open(os.path.join(a.root, "bench_sensor.json"), "w"), indent=2)
+    save_results(os.path.join(a.root, "bench_sensor.json"), results)
 
 
 if __name__ == "__main__":

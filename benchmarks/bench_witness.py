@@ -9,11 +9,10 @@ Targets (issue #2/#8): hexsieve ≥ 0.8× floor, ≥ 6× per-record; peak RSS <
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 
-from measure import HERE, HX, NOW, PY, ROOT, run  # noqa: F401 (shared harness)
+from measure import HERE, HX, PY, ROOT, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -38,15 +37,9 @@ def input_records(d: str) -> int:
 
 
 def hexsieve(d: str, out: str, extra: list[str]) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
-    r = run(HX + ["batch", "witness", "--beacons", f"{d}/beacons-*.jsonl.gz", "--witnesses", f"{d}/witnesses-*.jsonl",
-                  "--registry", f"{d}/registry.csv", "--denylist", f"{d}/denylist.csv", "--entropy",
-                  f"{d}/entropy.jsonl", "--out", out, "--now", NOW, "--quiet", *extra], cwd=ROOT)
-    m = [f for f in os.listdir(os.path.join(out, "_runs"))]
-    doc = json.load(open(os.path.join(out, "_runs", m[0])))
-    r["records"] = sum(f["records"] for f in doc["accounting"]["files"])
-    r["pipeline_s"] = doc["timings"]["pipeline_s"]
-    return r
+    return run_hexsieve(["batch", "witness", "--beacons", f"{d}/beacons-*.jsonl.gz",
+                         "--witnesses", f"{d}/witnesses-*.jsonl", "--registry", f"{d}/registry.csv",
+                         "--denylist", f"{d}/denylist.csv", "--entropy", f"{d}/entropy.jsonl", *extra], out)
 
 
 def main() -> None:
@@ -116,8 +109,7 @@ def main() -> None:
         nm = input_records(dm)
         report(f"hexsieve direct at {nm / 1e6:.1f}M rows", r, nm)
         print(f"peak RSS at {nm:,} input records: {r['peak_rss_total_mb']:.0f} MB (target < 1536 MB)")
-    json.dump({k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")} for k, v in results.items()},
-              open(os.path.join(a.root, "bench_witness.json"), "w"), indent=2)
+    save_results(os.path.join(a.root, "bench_witness.json"), results)
 
 
 if __name__ == "__main__":

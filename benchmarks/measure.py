@@ -3,7 +3,10 @@ runner that measures wall time and peak RSS of a command's whole process tree
 (per process and summed), sampling with psutil."""
 from __future__ import annotations
 
+import glob
+import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -57,3 +60,24 @@ def run(cmd: list[str], env=None, cwd=None) -> dict:
             "peak_rss_max_proc_mb": max(peak_proc.values(), default=0) / 2**20,
             "peak_rss_per_proc_mb": sorted((v / 2**20 for v in peak_proc.values()), reverse=True)[:6],
             "stdout": out, "stderr": err}
+
+
+def run_hexsieve(args: list[str], out: str) -> dict:
+    """`hexsieve <args> --out OUT` from a clean OUT, measured by `run`, plus
+    what its run manifest says: input records, pipeline seconds, counts."""
+    shutil.rmtree(out, ignore_errors=True)
+    r = run(HX + args + ["--out", out, "--now", NOW, "--quiet"], cwd=ROOT)
+    (manifest,) = glob.glob(os.path.join(out, "_runs", "*.json"))
+    with open(manifest) as f:
+        doc = json.load(f)
+    r["records"] = sum(f["records"] for f in doc["accounting"]["files"])
+    r["pipeline_s"] = doc["timings"]["pipeline_s"]
+    r["counts"] = doc["counts"]
+    return r
+
+
+def save_results(path: str, results: dict) -> None:
+    """Results as JSON, without the commands' captured output."""
+    with open(path, "w") as f:
+        json.dump({k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")}
+                   for k, v in results.items()}, f, indent=2)
