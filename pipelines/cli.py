@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     _quiet_beam()
     _load()
-    from transforms.fileio import InputError
+    from transforms.errors import InputError
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:

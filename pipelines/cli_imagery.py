@@ -18,8 +18,10 @@ def batch_imagery(ctx, frames, devices, rules_file, **kw):
     """Verify dashcam / street-level imagery frames (Hivemapper / Mapillary rules).
 
     Extra arguments are Beam pipeline options, e.g. --direct_num_workers=2."""
-    from pipelines.imagery_batch import imagery_job
-    run_and_report(ctx, lambda: imagery_job(devices, rules_file), {"frame": list(frames)}, **kw)
+    def job():  # imported here, after a local cluster has started (see run_and_report)
+        from pipelines.imagery_batch import imagery_job
+        return imagery_job(devices, rules_file)
+    run_and_report(ctx, job, {"frame": list(frames)}, **kw)
 
 
 @generate.command("imagery")

@@ -51,7 +51,6 @@ def run_cmd(ctx, config, day, sources, now, force, allow_missing, allow_empty, r
     arguments are Beam pipeline options."""
     from pipelines.config import ConfigError, parse_date
     from pipelines.runner import runner_context
-    from pipelines.schedule import RunBusy, RunFailed, one_line, run_source
     cfg = _load(config)
     try:
         d = parse_date(day)
@@ -73,6 +72,8 @@ def run_cmd(ctx, config, day, sources, now, force, allow_missing, allow_empty, r
     except ValueError as e:
         _fail(str(e), 2)
     with rc as beam_args:
+        # Imported (with Beam) after a local cluster has started: see cli_batch.run_and_report.
+        from pipelines.schedule import RunBusy, RunFailed, one_line, run_source
         for name in (list(sources) or list(cfg.sources)):
             try:
                 o = run_source(cfg, cfg.sources[name], d, now=when, force=force, allow_missing=allow_missing,

@@ -21,9 +21,10 @@ def batch_sensor(ctx, readings, stations, days, rules_file, **kw):
     and Proof of Location (WeatherXM rules).
 
     Extra arguments are Beam pipeline options, e.g. --direct_num_workers=2."""
-    from pipelines.sensor_batch import sensor_job
-    run_and_report(ctx, lambda: sensor_job(stations, rules_file, list(days) or None),
-                   {"reading": list(readings)}, **kw)
+    def job():  # imported here, after a local cluster has started (see run_and_report)
+        from pipelines.sensor_batch import sensor_job
+        return sensor_job(stations, rules_file, list(days) or None)
+    run_and_report(ctx, job, {"reading": list(readings)}, **kw)
 
 
 @generate.command("sensor")

@@ -3,10 +3,13 @@
 `--runner direct|dask` is hexsieve's short form; raw Beam flags pass through
 untouched. The DaskRunner is only registered under its full dotted name, so the
 short names are mapped here.
+
+Beam is imported only inside the functions that need it: the CLI starts a
+local cluster before the driver imports Beam (see `_local_cluster`).
 """
 from __future__ import annotations
 
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+import contextlib
 
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER, "direct": "DirectRunner",
@@ -23,7 +26,12 @@ def normalise_runner_flags(args: list[str]) -> list[str]:
     return out
 
 
-def pipeline_options(beam_args: list[str], n_tasks: int = 1) -> PipelineOptions:
+def pipeline_options(beam_args: list[str], n_tasks: int = 1):
+    """PipelineOptions for the run (Beam is imported here, not with this module:
+    the CLI starts a local cluster first)."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+    from pipelines.beam_options import ClusterOptions
     args = normalise_runner_flags(list(beam_args))
     opts = PipelineOptions(args)
     std = opts.view_as(StandardOptions)
@@ -38,7 +46,8 @@ def pipeline_options(beam_args: list[str], n_tasks: int = 1) -> PipelineOptions:
             # too: every ParDo and shuffle multiplies tasks, and the scheduler
             # competes with the workers (2M-row benchmark, 2 workers: 24
             # partitions 73.6k rows/s, 1.6 GB; 4 or 8 partitions 85.7k, 1.1 GB).
-            parts = min(max(1, n_tasks), 4 * _dask_workers(d.get("address")))
+            workers = opts.view_as(ClusterOptions).hexsieve_dask_workers or _dask_workers(d.get("address"))
+            parts = min(max(1, n_tasks), 4 * workers)
             opts = PipelineOptions(args + [f"--dask_npartitions={parts}"])
     else:
         direct = opts.view_as(DirectOptions)
@@ -48,10 +57,11 @@ def pipeline_options(beam_args: list[str], n_tasks: int = 1) -> PipelineOptions:
     return opts
 
 
-def parallel_slots(opts: PipelineOptions) -> tuple[int, bool]:
+def parallel_slots(opts) -> tuple[int, bool]:
     """(slots, by_partition) for spreading input files (see
     transforms/beam/spread.py): the DirectRunner's static workers, the
     DaskRunner's partitions, or (0, False) for runners that balance by themselves."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
     runner = str(opts.view_as(StandardOptions).runner)
     if "Dask" in runner:
         parts = int(opts.get_all_options().get("npartitions") or 0)
@@ -78,14 +88,85 @@ def _dask_workers(address: str | None) -> int:
         return os.cpu_count() or 1
 
 
-def runner_name(opts: PipelineOptions) -> str:
+def runner_name(opts) -> str:
+    from apache_beam.options.pipeline_options import StandardOptions
     r = str(opts.view_as(StandardOptions).runner)
     return "dask" if "Dask" in r else ("direct" if "Direct" in r else r)
 
 
+# Modules every local worker preloads, and how long the driver waits for its
+# local workers to join before it gives up (module constants, not state: the
+# tests point them at a failing preload).
+WORKER_PRELOAD = ["pipelines.dask_worker"]
+WORKER_START_TIMEOUT_S = 120.0
+
+
+class ClusterError(Exception):
+    """The local Dask cluster could not run the job (its workers did not start)."""
+
+
+@contextlib.contextmanager
+def _local_cluster(n: int):
+    """A local cluster of n one-thread worker processes; yields the scheduler address.
+
+    The scheduler starts now and the workers in the background: their start
+    (process spawn, Beam import in the preload) overlaps the driver's own
+    imports, reference loading and graph building, and tasks queue at the
+    scheduler until workers join (2M-record run, 2 workers: about 1 s less
+    start-up). A watcher closes the cluster if the workers have not all joined
+    within WORKER_START_TIMEOUT_S, so a worker that cannot start fails the run
+    with one line instead of leaving it waiting forever.
+    """
+    import logging
+    import threading
+
+    import dask
+    from dask.distributed import LocalCluster
+    # Workers inherit this config: keeps their Beam import chatter out of the terminal.
+    # Worker profiling off (it samples the task thread's stack every
+    # 10 ms, holding the GIL). No MALLOC_TRIM_THRESHOLD_ (Dask sets
+    # 65536 by default): setting it at all freezes glibc's mmap
+    # threshold at 128 KiB, so every Arrow buffer above that is a
+    # fresh mmap, page-faulted in and unmapped on free. Measured on
+    # the 2M-record run, 1 worker: 8.5 s of system time instead of
+    # 3.1 s, 28.0 s wall instead of 22.2 s. One Arrow/BLAS thread
+    # per worker, as Dask sets by default: a worker is one core.
+    # The preload quiets Beam's import warnings in the workers.
+    dask.config.set({"distributed.worker.daemon": False,
+                     "distributed.worker.profile.enabled": False,
+                     "distributed.nanny.pre-spawn-environ": {
+                         "OMP_NUM_THREADS": 1,
+                         "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+                     "logging": {"version": 1, "disable_existing_loggers": False,
+                                 "root": {"level": "ERROR"},
+                                 "loggers": {"distributed": {"level": "ERROR"}}}})
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
+                 "distributed.http.proxy", "distributed.client"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, preload=list(WORKER_PRELOAD),
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster:
+        cluster.scale(n)
+        failed: list[str] = []
+
+        def watch():
+            try:
+                cluster.wait_for_workers(n, timeout=WORKER_START_TIMEOUT_S)
+            except Exception as e:  # timed out, or the cluster is closing anyway
+                failed.append(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+                cluster.close()
+
+        threading.Thread(target=watch, name="hexsieve-dask-start", daemon=True).start()
+        try:
+            yield cluster.scheduler_address
+        except Exception:
+            if failed:
+                raise ClusterError(f"the local Dask workers did not start ({failed[0]}); "
+                                   f"nothing was committed") from None
+            raise
+
+
 def runner_context(runner: str, dask_address: str | None, dask_workers: int | None, beam_args: list[str]):
     """Yield the Beam args for the chosen runner, owning a local dask cluster if asked."""
-    import contextlib
 
     @contextlib.contextmanager
     def ctx():
@@ -105,38 +186,14 @@ def runner_context(runner: str, dask_address: str | None, dask_workers: int | No
                 yield args
                 return
             if not any(a.startswith("--dask_client_address") for a in args):
-                from dask.distributed import LocalCluster
-                import logging
-                # Workers inherit this config: keeps their Beam import chatter out of the terminal.
-                # Worker profiling off (it samples the task thread's stack every
-                # 10 ms, holding the GIL). No MALLOC_TRIM_THRESHOLD_ (Dask sets
-                # 65536 by default): setting it at all freezes glibc's mmap
-                # threshold at 128 KiB, so every Arrow buffer above that is a
-                # fresh mmap, page-faulted in and unmapped on free. Measured on
-                # the 2M-record run, 1 worker: 8.5 s of system time instead of
-                # 3.1 s, 28.0 s wall instead of 22.2 s. One Arrow/BLAS thread
-                # per worker, as Dask sets by default: a worker is one core.
-                # The preload quiets Beam's import warnings in the workers.
-                dask.config.set({"distributed.worker.daemon": False,
-                                 "distributed.worker.profile.enabled": False,
-                                 "distributed.nanny.pre-spawn-environ": {
-                                     "OMP_NUM_THREADS": 1,
-                                     "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
-                                 "logging": {"version": 1, "disable_existing_loggers": False,
-                                             "root": {"level": "ERROR"},
-                                             "loggers": {"distributed": {"level": "ERROR"}}}})
-                for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
-                             "distributed.http.proxy", "distributed.client"):
-                    logging.getLogger(name).setLevel(logging.CRITICAL)
-                with LocalCluster(n_workers=dask_workers or 2, threads_per_worker=1, processes=True,
-                                  preload=["pipelines.dask_worker"],
-                                  dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster:
-                    yield args + [f"--dask_client_address={cluster.scheduler_address}"]
+                n = dask_workers or 2
+                with _local_cluster(n) as address:
+                    yield args + [f"--dask_client_address={address}", f"--hexsieve_dask_workers={n}"]
                 return
             yield args
             return
         if dask_address or dask_workers:
-            from transforms.fileio import InputError
+            from transforms.errors import InputError
             raise InputError("--dask-address/--dask-workers need --runner dask")
         yield args
     return ctx()

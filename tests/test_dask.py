@@ -136,3 +136,32 @@ def test_cli_dask_options_need_dask_runner(tmp_path):
                         "--dask-workers", "2"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode != 0
     assert "need --runner dask" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_commands_load_without_beam():
+    # The CLI starts a local cluster before it imports Beam, so the workers'
+    # start overlaps the driver's imports: no command module may import Beam
+    # at load time.
+    code = ("import sys, pipelines.cli as c; c._load(); import pipelines.runner, transforms.errors; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('apache_beam', 'distributed')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+@pytest.mark.timeout(90)
+def test_local_workers_that_cannot_start_fail_the_run_instead_of_hanging(tmp_path, monkeypatch):
+    # Local workers start in the background while the driver builds the
+    # graph; if they never join, the run must end with a clear error and
+    # commit nothing rather than wait forever for workers.
+    from pipelines import runner
+    monkeypatch.setattr(runner, "WORKER_PRELOAD", ["hexsieve_no_such_preload_module"])
+    monkeypatch.setattr(runner, "WORKER_START_TIMEOUT_S", 5.0)
+    out = tmp_path / "o"
+    t0 = time.monotonic()
+    with pytest.raises(runner.ClusterError, match="did not start"):
+        with runner.runner_context("dask", None, 2, []) as args:
+            run(out, beam_args=args)
+    assert time.monotonic() - t0 < 60
+    assert not glob.glob(f"{out}/*/date=*/*.parquet")
+    assert not glob.glob(f"{out}/_runs/*.json")

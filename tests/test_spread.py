@@ -39,3 +39,13 @@ def test_slots_follow_the_runner():
     assert parallel_slots(pipeline_options([])) == (2, False)
     assert parallel_slots(pipeline_options(["--direct_num_workers=1"])) == (1, False)
     assert parallel_slots(pipeline_options(["--runner=dask", "--dask_npartitions=8"])) == (8, True)
+
+
+def test_local_cluster_partitions_sized_from_its_worker_count_not_a_connection():
+    # A local cluster's workers may still be starting when options are built:
+    # the worker count travels as an option (4 partitions per worker, at most
+    # one per file). The address is unreachable, so asking it would fall back
+    # to this machine's CPU count instead of 5 workers.
+    args = ["--runner=dask", "--dask_client_address=tcp://127.0.0.1:9", "--hexsieve_dask_workers=5"]
+    assert parallel_slots(pipeline_options(args, n_tasks=40)) == (20, True)
+    assert parallel_slots(pipeline_options(args, n_tasks=7)) == (7, True)

@@ -16,11 +16,9 @@ from typing import Iterator
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.errors import InputError  # noqa: F401 (raised here; importers use either name)
+
 READ_SIZE = 8 << 20
-
-
-class InputError(Exception):
-    """A user-facing problem with an input path: printed as one line, no traceback."""
 
 
 @dataclass(frozen=True)
