@@ -43,7 +43,8 @@ def run_and_report(ctx: click.Context, job_factory, inputs: dict, out: str, run_
                    dask_address, dask_workers, buckets, quiet, logical_date=None) -> dict:
     # A local cluster is started first: its workers spawn and import Beam
     # while this process imports it too, loads the job's reference tables and
-    # builds the graph (about 0.6 s less start-up on 2 cores).
+    # builds the graph (see pipelines.runner._local_cluster). So the job
+    # factory imports its job module only when called.
     with runner_context(runner, dask_address, dask_workers, list(ctx.args)) as beam_args:
         from pipelines.batch import RunSettings, execute
         from pipelines.manifest import AccountingError

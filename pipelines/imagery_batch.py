@@ -19,6 +19,7 @@ from transforms import fileio
 from transforms.beam.fuse import Fused
 from transforms.beam.imagery import VerifyFrames
 from transforms.beam.write import parquet_bytes
+from transforms.errors import first_line
 from transforms.imagery.rules import FRAME_RULES, SEQUENCE_RULES, rules_version
 from transforms.imagery.source import FRAME
 from transforms.imagery.verify import device_registry
@@ -35,8 +36,7 @@ def load_devices(path: str | None):
     try:
         t = device_registry(raw)
     except (ValueError, TypeError) as e:  # e.g. frame_spacing_m that is not a number
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise fileio.InputError(f"--devices: {path}: {msg}") from None
+        raise fileio.InputError(f"--devices: {path}: {first_line(e)}") from None
     return t, raw.num_rows - t.num_rows
 
 

@@ -122,6 +122,8 @@ def _local_cluster(n: int):
 
     import dask
     from dask.distributed import LocalCluster
+
+    from transforms.errors import first_line
     # Workers inherit this config: keeps their Beam import chatter out of the terminal.
     # Worker profiling off (it samples the task thread's stack every
     # 10 ms, holding the GIL). No MALLOC_TRIM_THRESHOLD_ (Dask sets
@@ -152,7 +154,7 @@ def _local_cluster(n: int):
             try:
                 cluster.wait_for_workers(n, timeout=WORKER_START_TIMEOUT_S)
             except Exception as e:  # timed out, or the cluster is closing anyway
-                failed.append(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+                failed.append(first_line(e))
                 cluster.close()
 
         threading.Thread(target=watch, name="hexsieve-dask-start", daemon=True).start()
