@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 
-from measure import HERE, HX, PY, ROOT, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
+from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
 
 
 def ensure_data(rows: int, files: int, root: str) -> tuple[str, float | None]:
@@ -52,12 +52,7 @@ def main() -> None:
         print(f"generated in {gen_s:.1f} s (incl. interpreter start)")
     results: dict[str, dict] = {}
 
-    def report(name, r, rows):
-        r["rows_per_s"] = rows / r["wall_s"]
-        results[name] = r
-        print(f"{name:36s} {rows:>11,} rows {r['wall_s']:8.2f} s {r['rows_per_s']:>11,.0f} rows/s  "
-              f"peak RSS {r['peak_rss_total_mb']:7.0f} MB total, {r['peak_rss_max_proc_mb']:6.0f} MB max/process",
-              flush=True)
+    report = reporter(results, width=36)
 
     modes = {"hexsieve imagery (direct, 2 threads)": []}
     if "one_worker" not in skip:

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 
-from measure import HERE, HX, PY, ROOT, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
+from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -53,13 +53,7 @@ def main() -> None:
     d = ensure_data(a.rows, a.files, a.root)
     results: dict[str, dict] = {}
 
-    def report(name, r, rows):
-        r["rows"] = rows
-        r["rows_per_s"] = rows / r["wall_s"]
-        results[name] = r
-        print(f"{name:34s} {rows:>11,} rows {r['wall_s']:8.2f} s {r['rows_per_s']:>11,.0f} rows/s  "
-              f"peak RSS {r['peak_rss_total_mb']:7.0f} MB total, {r['peak_rss_max_proc_mb']:6.0f} MB max/process",
-              flush=True)
+    report = reporter(results)
 
     modes = {"hexsieve direct (2 threads)": []}
     if "modes" not in skip:

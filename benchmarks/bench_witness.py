@@ -12,7 +12,7 @@ import argparse
 import os
 import shutil
 
-from measure import HERE, HX, PY, ROOT, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
+from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -56,12 +56,7 @@ def main() -> None:
     n_w = input_records(d)
     results: dict[str, dict] = {}
 
-    def report(name, r, rows):
-        r["rows_per_s"] = rows / r["wall_s"]
-        results[name] = r
-        print(f"{name:34s} {rows:>11,} records {r['wall_s']:8.2f} s {r['rows_per_s']:>11,.0f} records/s  "
-              f"peak RSS {r['peak_rss_total_mb']:7.0f} MB total, {r['peak_rss_max_proc_mb']:6.0f} MB max/process",
-              flush=True)
+    report = reporter(results, "records")
 
     modes = {"hexsieve direct (2 threads)": [],
              "hexsieve direct (1 worker)": ["--direct_num_workers=1"]}

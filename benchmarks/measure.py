@@ -76,6 +76,19 @@ def run_hexsieve(args: list[str], out: str) -> dict:
     return r
 
 
+def reporter(results: dict, unit: str = "rows", width: int = 34):
+    """`report(name, r, rows)`: record a measured run `r` in `results` under
+    `name` with its row count and rate, and print one aligned line."""
+    def report(name: str, r: dict, rows: int) -> None:
+        r["rows"] = rows
+        r["rows_per_s"] = rows / r["wall_s"]
+        results[name] = r
+        print(f"{name:{width}s} {rows:>11,} {unit} {r['wall_s']:8.2f} s {r['rows_per_s']:>11,.0f} {unit}/s  "
+              f"peak RSS {r['peak_rss_total_mb']:7.0f} MB total, {r['peak_rss_max_proc_mb']:6.0f} MB max/process",
+              flush=True)
+    return report
+
+
 def save_results(path: str, results: dict) -> None:
     """Results as JSON, without the commands' captured output."""
     with open(path, "w") as f:
