@@ -55,6 +55,9 @@ class StageByKey(beam.DoFn):
         if table.num_rows == 0:
             return
         b = buckets(table.column(self.key), self.n)
+        # Bucket numbers fit 16 bits, for which numpy's stable sort is a radix
+        # sort (int64 would take a timsort, several times slower).
+        b = b.astype(np.uint16) if self.n <= 1 << 16 else b
         order = np.argsort(b, kind="stable")
         sb = b[order]
         t = table.take(pa.array(order))

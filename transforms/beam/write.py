@@ -35,21 +35,39 @@ def parquet_bytes(t: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
-def dates_of(t: pa.Table, column: str | None, unit: str, fixed: str | None) -> pa.Array:
-    """UTC date (YYYY-MM-DD) of each row's event time, or one fixed date."""
+def date_parts(t: pa.Table, column: str | None, unit: str, fixed: str | None
+               ) -> list[tuple[str | None, np.ndarray | None]]:
+    """The table's rows by UTC date (YYYY-MM-DD) of their event time, or one
+    fixed date: [(date, row mask, or None for every row)], sorted by date.
+    Rows without a time, or outside the calendar, go to "unknown".
+
+    Works on day numbers, not a per-row date string: most parts hold one
+    day, and naming 80k rows cost a Python string each, under the GIL."""
     if fixed is not None or column is None:
-        return pa.array([fixed] * t.num_rows, pa.string())
+        return [(fixed, None)]
     col = t.column(column)
     if pa.types.is_date32(col.type):  # a calendar-day column: its value is already the day
         col, unit = pc.cast(col, pa.int32()), "D"
     per_day = {"ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000, "s": 86_400, "D": 1}[unit]
     raw = pc.cast(col, pa.int64())
     days = np.floor_divide(pc.fill_null(raw, 0).to_numpy(zero_copy_only=False), per_day)
+    null = raw.is_null().to_numpy(zero_copy_only=False) if raw.null_count else None
+    if null is None and len(days) and days.min() == days.max():
+        return [(_day_name(int(days[0])), None)]
     uniq, inv = np.unique(days, return_inverse=True)
-    names = np.array([_day_name(int(d)) for d in uniq], dtype=object)
-    out = names[inv]
-    out[raw.is_null().to_numpy(zero_copy_only=False)] = "unknown"
-    return pa.array(out, pa.string())
+    names = [_day_name(int(d)) for d in uniq]
+    by_name: dict[str, np.ndarray] = {}
+    for code, name in enumerate(names):
+        m = inv == code
+        if null is not None:
+            m &= ~null
+        if m.any():
+            by_name[name] = by_name[name] | m if name in by_name else m
+    if null is not None and null.any():
+        by_name["unknown"] = by_name["unknown"] | null if "unknown" in by_name else null
+    if len(by_name) == 1:
+        return [(next(iter(by_name)), None)]
+    return sorted(by_name.items())
 
 
 def _day_name(day: int) -> str:
@@ -111,10 +129,8 @@ class WriteParquet(beam.DoFn):
         if t.num_rows == 0:
             return
         t = self._stamp(t)
-        dates = dates_of(t, self.date_column, self.date_unit, self.fixed_date)
-        distinct = sorted(set(dates.to_pylist()))
-        for d in distinct:
-            sub = t.filter(pc.equal(dates, d)) if len(distinct) > 1 else t
+        for d, rows in date_parts(t, self.date_column, self.date_unit, self.fixed_date):
+            sub = t if rows is None else t.filter(pa.array(rows))
             data = parquet_bytes(sub)
             rel = f"{self.table}/date={d}/part-{part_id}.parquet"
             fileio.write_bytes(fileio.join(self.staging, "data", rel), data)

@@ -215,10 +215,13 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
     b_lat, b_lng = gather(registry, b_reg, "lat", np.nan), gather(registry, b_reg, "lng", np.nan)
     pair_known = has & (reg >= 0) & (b_reg >= 0) & (w_cell != 0) & (b_cell != 0)
     dist = np.where(pair_known, np.rint(h3util.haversine_m(b_lat, b_lng, w_lat, w_lng)), 0).astype(np.int64)
-    # Grid distance only where it can be below the threshold: far pairs are far.
-    res = int(consts["min_distance_res"])
+    # Grid distance only where it can be below the threshold: beyond the cut
+    # the cells are provably far enough apart (a scalar H3 call per pair
+    # otherwise: 406k of 1.79M benchmark witnesses were within 5 km, 17k
+    # within the res-11 cut of 1,032 m).
+    res, steps = int(consts["min_distance_res"]), int(consts["min_grid_distance"])
     grid = np.full(nw, np.iinfo(np.int64).max, dtype=np.int64)
-    near = pair_known & (dist < 5_000)
+    near = pair_known & (dist < h3util.grid_steps_cut_m(res, steps))
     if near.any():
         g = h3util.grid_distance(h3util.parent(b_cell[near], res), h3util.parent(w_cell[near], res))
         grid[near] = np.where(g < 0, -1, g)
