@@ -8,7 +8,6 @@ frame that passed" means without a per-frame loop. Pure: Arrow in, Arrow out.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -74,9 +73,15 @@ def _codes(col) -> np.ndarray:
 
 
 def _nanmedian(m: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows → NaN, by design
-        return np.nanmedian(m, axis=1) if m.shape[0] else np.zeros(0)
+    """Row medians ignoring NaN; all-NaN rows give NaN. Those rows are left
+    out of the numpy call rather than silenced with `warnings.catch_warnings`,
+    which swaps process-wide filters and let the warning through when another
+    Beam thread restored them mid-call."""
+    out = np.full(m.shape[0], np.nan)
+    has = ~np.isnan(m).all(axis=1) if m.shape[0] else np.zeros(0, bool)
+    if has.any():
+        out[has] = np.nanmedian(m[has], axis=1)
+    return out
 
 
 def _lagged(values: np.ndarray, start: np.ndarray, window: int) -> np.ndarray:
@@ -170,9 +175,8 @@ def _jumps(la, lo, ts, dev_new, spacing, distance_mode, c: Constants):
     steps, speeds = _lagged(d, start, w), _lagged(v, start, w)
     history = np.sum(np.isfinite(steps), axis=1)
     candidates = np.stack([spacing, _nanmedian(steps), steps[:, 0], _nanmedian(speeds) * dt / 1000.0], axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        expected = np.nanmax(candidates, axis=1) if m else np.zeros(0)
+    # fmax skips NaN like nanmax, and an all-NaN row gives NaN without a warning.
+    expected = np.fmax.reduce(candidates, axis=1) if m else np.zeros(0)
     judged = has_prev & ((history >= int(c["teleport_min_history"])) | distance_mode)
     teleport = judged & (d > c["teleport_factor"] * expected)
     return has_prev & (dt <= 0), too_fast, teleport
