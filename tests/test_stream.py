@@ -234,12 +234,17 @@ def _diff_without_late(a: str, b: str, table: str) -> tuple[int, int, int]:
             one(f"SELECT count(*) FROM (({q(b)}) EXCEPT ALL ({q(a)}))"))
 
 
-@pytest.mark.parametrize("kind,files,tables", [
+# (source, sample files in landing order, tables compared with batch) of the
+# imagery and sensor streaming equivalence tests.
+STREAM_CASES = [
     ("imagery", ["frames-0000.jsonl.gz", "frames-0001.jsonl", "frames-0002.jsonl", "mapillary-0000.jsonl"],
      ("imagery",)),
     ("sensor", ["readings-0000.jsonl.gz", "readings-0001.jsonl", "readings-0002.jsonl", "readings-0003.jsonl",
                 "readings-0004.parquet"], ("sensor", "sensor_hourly", "sensor_daily")),
-])
+]
+
+
+@pytest.mark.parametrize("kind,files,tables", STREAM_CASES)
 def test_imagery_and_sensor_streamed_file_by_file_match_batch(tmp_path, kind, files, tables):
     landing, out, ref = tmp_path / "land", str(tmp_path / "out"), str(tmp_path / "batch")
     landing.mkdir()
@@ -278,12 +283,7 @@ def _source_args(kind: str):
     return args
 
 
-@pytest.mark.parametrize("kind,files,tables", [
-    ("imagery", ["frames-0000.jsonl.gz", "frames-0001.jsonl", "frames-0002.jsonl", "mapillary-0000.jsonl"],
-     ("imagery",)),
-    ("sensor", ["readings-0000.jsonl.gz", "readings-0001.jsonl", "readings-0002.jsonl", "readings-0003.jsonl",
-                "readings-0004.parquet"], ("sensor", "sensor_hourly", "sensor_daily")),
-])
+@pytest.mark.parametrize("kind,files,tables", STREAM_CASES)
 def test_imagery_and_sensor_kill_9_then_restart_lose_and_duplicate_nothing(tmp_path, kind, files, tables):
     """kill -9 inside micro-batch commits (and while staging), files landed one at a
     time between the kills; the restarted stream ends equal to batch, each file once."""

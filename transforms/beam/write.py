@@ -55,19 +55,13 @@ def date_parts(t: pa.Table, column: str | None, unit: str, fixed: str | None
     if null is None and len(days) and days.min() == days.max():
         return [(_day_name(int(days[0])), None)]
     uniq, inv = np.unique(days, return_inverse=True)
-    names = [_day_name(int(d)) for d in uniq]
-    by_name: dict[str, np.ndarray] = {}
-    for code, name in enumerate(names):
-        m = inv == code
-        if null is not None:
-            m &= ~null
-        if m.any():
-            by_name[name] = by_name[name] | m if name in by_name else m
-    if null is not None and null.any():
-        by_name["unknown"] = by_name["unknown"] | null if "unknown" in by_name else null
-    if len(by_name) == 1:
-        return [(next(iter(by_name)), None)]
-    return sorted(by_name.items())
+    labels = [_day_name(int(d)) for d in uniq] + ["unknown"]  # several days may be "unknown"
+    code = inv if null is None else np.where(null, len(uniq), inv)
+    present = np.flatnonzero(np.bincount(code, minlength=len(labels)))
+    names = sorted({labels[c] for c in present})
+    if len(names) == 1:
+        return [(names[0], None)]
+    return [(name, np.isin(code, [c for c, label in enumerate(labels) if label == name])) for name in names]
 
 
 def _day_name(day: int) -> str:
