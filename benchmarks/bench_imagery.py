@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 
-from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
+from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results
 
 
 def ensure_data(rows: int, files: int, root: str) -> tuple[str, float | None]:

@@ -12,7 +12,7 @@ import argparse
 import os
 import shutil
 
-from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results  # noqa: F401 (shared harness)
+from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:

@@ -16,7 +16,7 @@ from typing import Iterator
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.errors import InputError  # noqa: F401 (raised here; importers use either name)
+from transforms.errors import InputError  # defined Beam-free there; callers may catch fileio.InputError
 
 READ_SIZE = 8 << 20
 
