@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.utils.shared import Shared
 
 from pipelines.batch import BatchJob, OutputTable, Stage
 from schemas.witness import BEACON_OUT, WITNESS_OUT
@@ -44,16 +45,17 @@ def witness_job(registry: str, denylist: str | None = None, entropy: str | None 
             fileio.write_bytes(uri, parquet_bytes(t))
             refs[name] = uri
         n = stage.n_buckets
+        shared = Shared()  # one copy of the refs per worker process, for both steps
         vb_refs = (shards["beacon"]
                    | "GroupByGateway" >> beam.GroupByKey()
                    | "VerifyBeacons" >> beam.ParDo(Fused(
-                       VerifyBeacons(refs, cb, stage.now_ms),
-                       {"vbeacon": StageByKey(stage.staging, "payload", "vbeacon", "data", n)}))
+                       VerifyBeacons(refs, cb, stage.now_ms, shared),
+                       {"vbeacon": StageByKey(stage.staging, "payload", "vbeacon", "data", n, stage.salts)}))
                    | "BeaconRefs" >> beam.Values())
         return [((vb_refs, shards["witness"]) | "AllByPayload" >> beam.Flatten()
                  | "GroupByPayload" >> beam.GroupByKey()
                  | "JoinAndWrite" >> beam.ParDo(Fused(
-                     JoinWitnesses(refs, cw, stage.now_ms),
+                     JoinWitnesses(refs, cw, stage.now_ms, shared),
                      {"witness": stage.writer(job, "witness"), "beacon": stage.writer(job, "beacon")}))
                  | "Receipts" >> beam.Values())]
 

@@ -10,6 +10,7 @@ import pytest
 
 from schemas.provenance import SOURCE_FIELDS
 from transforms.beam.shuffle import RUN_ENCODED, StageByKey, ipc_bytes, load_group, read_ipc, write_ipc
+from transforms.beam.spread import partition_salts
 from transforms.keys import buckets
 
 SCHEMA = pa.schema([pa.field("data", pa.string()), pa.field("signal", pa.int32(), metadata={b"unit": b"ddBm"})]
@@ -36,7 +37,8 @@ def test_every_row_lands_once_in_its_bucket_and_comes_back_unchanged(tmp_path):
     out = list(StageByKey(str(tmp_path), "payload", "witness", "data", n).process(t))
     expect = buckets(t.column("data"), n)
     seen = []
-    for bucket, (kind, uri) in out:
+    for (bucket, salt), (kind, uri) in out:
+        assert salt == 0  # no salts given
         assert kind == "witness" and os.path.exists(uri)
         shard = read_ipc(uri)
         assert shard.schema.equals(SCHEMA, check_metadata=True)  # plain strings again, metadata kept
@@ -47,7 +49,7 @@ def test_every_row_lands_once_in_its_bucket_and_comes_back_unchanged(tmp_path):
     assert sorted(back.column("source_record").to_pylist()) == t.column("source_record").to_pylist()
     order = pc.sort_indices(back, [("source_record", "ascending")])
     assert back.take(order).equals(t)
-    assert {b for b, _ in out} == set(expect.tolist())
+    assert {b for (b, _), _ in out} == set(expect.tolist())
 
 
 def test_load_group_rebuilds_a_bucket_from_its_shards(tmp_path):
@@ -55,7 +57,7 @@ def test_load_group_rebuilds_a_bucket_from_its_shards(tmp_path):
     b = _rows(600, ["file:///in/b.jsonl", "file:///in/d.jsonl"], seed=2)
     refs = []
     for t in (a, b):
-        refs += [ref for bucket, ref in StageByKey(str(tmp_path), "payload", "witness", "data", 3).process(t)
+        refs += [ref for (bucket, _), ref in StageByKey(str(tmp_path), "payload", "witness", "data", 3).process(t)
                  if bucket == 1]
     g = load_group(refs, {"witness": SCHEMA, "vbeacon": SCHEMA})
     assert g["vbeacon"].num_rows == 0 and g["vbeacon"].schema.equals(SCHEMA)
@@ -104,3 +106,42 @@ def test_ipc_buffer_is_exactly_the_file():
     with pa.ipc.new_file(sink, t.schema) as w:
         w.write_table(t)
     assert buf.equals(sink.getvalue())
+
+
+def test_salted_keys_carry_their_bucket_and_salt(tmp_path):
+    t = _rows(3000, ["file:///in/a.jsonl"], seed=5)
+    salts = (5, 0, 9, 2)
+    out = list(StageByKey(str(tmp_path), "payload", "witness", "data", 4, salts).process(t))
+    assert len(out) == 4
+    for (bucket, salt), (_, uri) in out:
+        assert salt == salts[bucket]
+        assert set(buckets(read_ipc(uri).column("data"), 4).tolist()) == {bucket}
+
+
+@pytest.mark.parametrize("n_buckets, n_partitions", [(22, 16), (32, 16), (24, 8), (5, 12)])
+def test_partition_salts_spread_buckets_evenly_over_dask_groupby_partitions(n_buckets, n_partitions):
+    """The partition a key lands in is computed the way dask.bag's task-based
+    groupby does (tokenize hash mod partitions), checked against a real Bag.groupby."""
+    import dask
+    import dask.bag as db
+    from collections import Counter
+
+    salts = partition_salts(n_buckets, n_partitions)
+    keys = [(i, salts[i]) for i in range(n_buckets)]
+    # n_partitions copies of every key: from_sequence then makes exactly n_partitions partitions
+    bag = db.from_sequence([(k, i) for i, k in enumerate(keys)] * n_partitions, npartitions=n_partitions)
+    grouped = bag.groupby(lambda kv: kv[0], shuffle="tasks")
+    assert grouped.npartitions == n_partitions
+    with dask.config.set(scheduler="sync"):
+        parts = [[k for k, _ in part] for part in dask.compute(*grouped.to_delayed())]
+    where = {k: p for p, ks in enumerate(parts) for k in ks}
+    assert sorted(where) == sorted(keys)
+    assert all(where[(i, salts[i])] == i % n_partitions for i in range(n_buckets))
+    sizes = Counter(where.values())
+    assert max(sizes.values()) - min(sizes.values()) <= 1
+
+
+def test_partition_salts_skip_when_buckets_outnumber_partitions_fourfold():
+    assert partition_salts(65, 16) == ()
+    assert partition_salts(8, 1) == ()
+    assert len(partition_salts(64, 16)) == 64

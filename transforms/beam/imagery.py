@@ -30,7 +30,7 @@ class VerifyFrames(_WithRefs):
         self.consts_seq = consts_seq
 
     def process(self, element):
-        bucket, refs = element
+        (bucket, _), refs = element
         frames = load_group(refs, {"frame": _RAW})["frame"]
         out = verify_frames(frames, self._ref("devices"), self.consts, self.consts_seq, self.now_ms)
         if out.num_rows:

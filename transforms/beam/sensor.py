@@ -27,7 +27,7 @@ class VerifyStations(_WithRefs):
         self.days = days
 
     def process(self, element):
-        bucket, refs = element
+        (bucket, _), refs = element
         readings = load_group(refs, {"reading": _RAW})["reading"]
         out = verify_bucket(readings, self._ref("registry"), self.consts, self.now_ms, self.days)
         part = f"b{bucket:05d}"

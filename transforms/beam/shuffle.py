@@ -83,11 +83,20 @@ def read_ipc(uri: str) -> pa.Table:
     return _unpack(pa.ipc.open_file(pa.BufferReader(fileio.read_bytes(uri, decompress=False))).read_all())
 
 
-class StageByKey(beam.DoFn):
-    """table → (bucket, (kind, shard_uri)) for every non-empty bucket slice."""
+def group_key(bucket: int, salts: tuple[int, ...] = ()) -> tuple[int, int]:
+    """The GroupByKey key of a bucket: (bucket, salt). The salt only steers
+    which partition a runner that hashes keys into a fixed number of
+    partitions puts the bucket in (see transforms/beam/spread.py); consumers
+    read the bucket from key[0]."""
+    return bucket, (salts[bucket] if salts else 0)
 
-    def __init__(self, staging: str, name: str, kind: str, key: str, n_buckets: int):
+
+class StageByKey(beam.DoFn):
+    """table → ((bucket, salt), (kind, shard_uri)) for every non-empty bucket slice."""
+
+    def __init__(self, staging: str, name: str, kind: str, key: str, n_buckets: int, salts: tuple[int, ...] = ()):
         self.staging, self.name, self.kind, self.key, self.n = staging, name, kind, key, n_buckets
+        self.salts = tuple(salts)
 
     def process(self, table: pa.Table):
         if table.num_rows == 0:
@@ -107,7 +116,7 @@ class StageByKey(beam.DoFn):
             bucket = int(sb[s])
             uri = fileio.join(self.staging, "shuffle", self.name, f"{bucket:05d}", f"{self.kind}-{uid}.arrow")
             write_ipc(uri, t.slice(s, e - s))
-            yield bucket, (self.kind, uri)
+            yield group_key(bucket, self.salts), (self.kind, uri)
 
 
 def load_group(refs, schemas: dict[str, pa.Schema]) -> dict[str, pa.Table]:
