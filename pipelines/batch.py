@@ -106,9 +106,14 @@ def default_run_id(source: str, files: list[fileio.FileInfo], now: datetime) -> 
 
 def choose_buckets(total_bytes: int) -> int:
     """~32 MiB of input per bucket bounds a bucket's memory (measured: 64 MiB
-    buckets peaked at 1.4 GB on 2M rows, 32 MiB at 0.9 GB, no slower); ≥ 2
-    for parallelism."""
-    return max(2, min(1024, total_bytes // (32 << 20) + 1))
+    buckets peaked at 1.4 GB on 2M rows, 32 MiB at 0.9 GB, no slower), ≥ 2
+    for parallelism, rounded up to a power of two: a distributed runner's
+    partition counts here are powers of two for power-of-two worker counts
+    (see partition_salts), so every grouping task gets the same number of
+    buckets. The count must not depend on the runner: it decides which rows
+    share an output file, and DirectRunner and DaskRunner write the same bytes."""
+    n = max(2, min(1024, total_bytes // (32 << 20) + 1))
+    return 1 << (n - 1).bit_length()
 
 
 def _progress_loop(staging: str, n_files: int, stop: threading.Event, show: bool) -> None:
@@ -163,14 +168,10 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
     if by_partition:
         # A grouping's Dask partitions are its input's: the read step's
         # (slots), or two such collections flattened (the witness join).
-        # With the bucket count a multiple of 2 × slots and salted keys,
-        # every grouping task gets the same number of buckets (2M-row
-        # benchmark, 2 workers: 16/16 joins per worker in every run, against
-        # 10/12 to 8/14 with 22 randomly placed buckets).
-        per = 2 * slots
-        if not s.n_buckets:
-            stage.n_buckets = -(-stage.n_buckets // per) * per
-        stage.salts = partition_salts(stage.n_buckets, per)
+        # Salted keys for 2 × slots spread buckets evenly over both (2M-row
+        # benchmark, 2 workers, 32 buckets: 16/16 joins per worker in every
+        # run, against 10/12 to 8/14 with randomly placed buckets).
+        stage.salts = partition_salts(stage.n_buckets, 2 * slots)
     p = beam.Pipeline(options=opts)
     ordered = [(k, f) for k in sorted(files) for f in files[k]]
     listed = p | "Spread" >> SpreadFiles([(k, f.uri) for k, f in ordered], [f.size for _, f in ordered],
