@@ -18,7 +18,6 @@ from typing import Callable
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import __version__, commit, locks, manifest
 from pipelines.runner import parallel_slots, pipeline_options, runner_name
@@ -156,20 +155,18 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
         import shutil
         shutil.rmtree(staging)  # a dead attempt of this very run id
     os.makedirs(staging, exist_ok=True)
-    stage = Stage(staging=staging, now_ms=int(now.timestamp() * 1000),
-                  n_buckets=s.n_buckets or choose_buckets(sum(f.size for f in all_files)),
-                  run_columns={"run_id": run_id, "pipeline_version": __version__,
-                               "rules_version": job.rules_version, "ingested_at": now.isoformat()},
-                  settings=s)
     opts = pipeline_options(s.beam_args, n_tasks=len(all_files))
     slots, by_partition = parallel_slots(opts)
-    if by_partition:
-        # A grouping's Dask partitions are its input's: the read step's
-        # (slots), or two such collections flattened (the witness join).
-        # Salted keys for 2 × slots spread buckets evenly over both (2M-row
-        # benchmark, 2 workers, 22 buckets over 16 join partitions: each
-        # partition 1 or 2 buckets, against 0 to 5 randomly placed).
-        stage.salts = partition_salts(stage.n_buckets, 2 * slots)
+    n_buckets = s.n_buckets or choose_buckets(sum(f.size for f in all_files))
+    # A grouping's Dask partitions are its input's: the read step's (slots),
+    # or two such collections flattened (the witness join). Salted keys for
+    # 2 × slots spread buckets evenly over both (2M-row benchmark, 2 workers,
+    # 22 buckets over 16 join partitions: each partition 1 or 2 buckets,
+    # against 0 to 5 randomly placed).
+    stage = Stage(staging=staging, now_ms=int(now.timestamp() * 1000), n_buckets=n_buckets,
+                  run_columns={"run_id": run_id, "pipeline_version": __version__,
+                               "rules_version": job.rules_version, "ingested_at": now.isoformat()},
+                  settings=s, salts=partition_salts(n_buckets, 2 * slots) if by_partition else ())
     p = beam.Pipeline(options=opts)
     ordered = [(k, f) for k in sorted(files) for f in files[k]]
     listed = p | "Spread" >> SpreadFiles([(k, f.uri) for k, f in ordered], [f.size for _, f in ordered],

@@ -1,8 +1,8 @@
 """Keyed shuffle of Arrow tables through the run's staging area.
 
-Rows are split by a deterministic hash bucket and each slice is written as a
-compressed Arrow IPC shard under `<staging>/shuffle/<name>/<bucket>/`; only
-(bucket, (kind, shard uri)) travels through the runner's GroupByKey. Memory
+Rows are split by a deterministic hash bucket and each slice is written as an
+Arrow IPC shard under `<staging>/shuffle/<name>/<bucket>/`; only
+((bucket, salt), (kind, shard uri)) travels through the runner's GroupByKey. Memory
 then holds one bucket at a time instead of the whole input (the DirectRunner's
 GroupByKey is in-memory), and distributed runners move small references
 instead of pickled tables. Shard names derive from the rows they hold, so a
