@@ -1,6 +1,7 @@
 """The batch pipeline on Beam's DaskRunner over a real local dask.distributed
 cluster (2 worker processes): same rows as the DirectRunner, and a worker
 killed mid-run never leaves a partial result committed."""
+import contextlib
 import glob
 import hashlib
 import json
@@ -72,14 +73,33 @@ def _worker_pids(client):
     return client.run(os.getpid)
 
 
-def test_killed_worker_never_commits_a_partial_result(tmp_path, bigger):
-    from dask.distributed import Client, LocalCluster
+@contextlib.contextmanager
+def _external_cluster():
+    """A cluster hexsieve only connects to (workers spawned by Dask)."""
+    from dask.distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
+        yield ["--runner=dask", f"--dask_client_address={c.scheduler_address}"]
+
+
+def _hexsieve_cluster():
+    """The local cluster `--runner dask --dask-workers 2` starts (workers forked from its fork server)."""
+    from pipelines.runner import runner_context
+    return runner_context("dask", None, 2, [])
+
+
+def _address(beam_args):
+    return next(a.split("=", 1)[1] for a in beam_args if a.startswith("--dask_client_address="))
+
+
+@pytest.mark.parametrize("cluster_of", [_external_cluster, _hexsieve_cluster], ids=["spawned", "forked"])
+def test_killed_worker_never_commits_a_partial_result(tmp_path, bigger, cluster_of):
+    from dask.distributed import Client
     baseline = tmp_path / "baseline"
     run(baseline, data=bigger)
     out = tmp_path / "dask"
     killed = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c, \
-            Client(c.scheduler_address) as client:
+    with cluster_of() as beam_args, Client(_address(beam_args)) as client:
+        client.wait_for_workers(2, timeout=60)
         pids = list(_worker_pids(client).values())
 
         def killer():
@@ -96,7 +116,7 @@ def test_killed_worker_never_commits_a_partial_result(tmp_path, bigger):
         t.start()
         error = None
         try:
-            doc = run(out, data=bigger, beam_args=["--runner=dask", f"--dask_client_address={c.scheduler_address}"])
+            doc = run(out, data=bigger, beam_args=beam_args)
         except Exception as e:  # a loud failure is an acceptable outcome
             error = e
         t.join()
@@ -113,6 +133,30 @@ def test_killed_worker_never_commits_a_partial_result(tmp_path, bigger):
         assert not glob.glob(f"{out}/_runs/*.json")
 
 
+def _worker_start():
+    """What a worker process started with: its parent's command line, whether
+    Beam and hexsieve's DoFns were imported before any task, its BLAS threads."""
+    import psutil
+    return {"parent": " ".join(psutil.Process(os.getppid()).cmdline()),
+            "preloaded": all(m in sys.modules for m in ("apache_beam", "transforms.beam.witness",
+                                                        "transforms.beam.imagery", "transforms.beam.sensor")),
+            "omp": os.environ.get("OMP_NUM_THREADS")}
+
+
+def test_local_workers_are_forked_from_a_server_that_imported_beam_once():
+    # Spawned workers each imported Dask, Beam and the DoFns while the driver
+    # did too; forked from one server, they start with those loaded, and
+    # still with the workers' environment (one BLAS thread each).
+    from dask.distributed import Client
+    with _hexsieve_cluster() as beam_args, Client(_address(beam_args)) as client:
+        client.wait_for_workers(2, timeout=60)
+        info = list(client.run(_worker_start).values())
+    assert len(info) == 2
+    for w in info:
+        assert "multiprocessing.forkserver" in w["parent"], w
+        assert w["preloaded"] and w["omp"] == "1", w
+
+
 def test_cli_runner_dask_with_local_workers(tmp_path):
     out = tmp_path / "cli"
     r = subprocess.run([sys.executable, "-m", "pipelines.cli", "batch", "witness",
@@ -127,6 +171,35 @@ def test_cli_runner_dask_with_local_workers(tmp_path):
     assert "WARNING" not in r.stderr, r.stderr
     doc = json.load(open(glob.glob(f"{out}/_runs/*.json")[0]))
     assert doc["runner"] == "dask"
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_on_a_local_cluster_run_aborts_cleanly(tmp_path, bigger):
+    # Ctrl-C reaches the whole process group: the driver aborts with one
+    # line and commits nothing; the workers leave it to the driver (no
+    # traceback from each of them) and none is left running.
+    import psutil
+    out = tmp_path / "o"
+    p = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "batch", "witness",
+                          "--beacons", f"{bigger}/beacons-*.jsonl.gz", "--witnesses", f"{bigger}/witnesses-*.jsonl",
+                          "--registry", f"{bigger}/registry.csv", "--out", str(out), "--now", "2026-11-21T00:00:00Z",
+                          "--runner", "dask", "--dask-workers", "2", "--quiet"], cwd=ROOT, start_new_session=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not glob.glob(f"{out}/_staging/*/shuffle/*/*/*.arrow") and time.time() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    procs = psutil.Process(p.pid).children(recursive=True)
+    assert len(procs) >= 3  # fork server and two workers at least
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1] == "aborted"
+    _, alive = psutil.wait_procs(procs, timeout=10)
+    assert not alive, [q.cmdline() for q in alive]
+    assert not glob.glob(f"{out}/*/date=*/*.parquet")
+    assert not glob.glob(f"{out}/_runs/*.json")
 
 
 def test_cli_dask_options_need_dask_runner(tmp_path):
