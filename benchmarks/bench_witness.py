@@ -12,7 +12,7 @@ import argparse
 import os
 import shutil
 
-from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results
+from measure import HERE, HX, PY, ROOT, median_of, reporter, run, run_hexsieve, save_results
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -42,6 +42,12 @@ def hexsieve(d: str, out: str, extra: list[str]) -> dict:
                          "--denylist", f"{d}/denylist.csv", "--entropy", f"{d}/entropy.jsonl", *extra], out)
 
 
+def run_fresh(out: str, cmd: list[str]) -> dict:
+    """`run(cmd)` into an empty `out`, as every hexsieve run gets."""
+    shutil.rmtree(out, ignore_errors=True)
+    return run(cmd, cwd=ROOT)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=2_000_000)
@@ -49,6 +55,8 @@ def main() -> None:
     ap.add_argument("--root", default=os.path.join(ROOT, "bench_out"))
     ap.add_argument("--memory-rows", type=int, default=10_000_000, help="rows for the peak-RSS run (0 = skip)")
     ap.add_argument("--skip", default="", help="comma list of: floor,per_record,dask,memory,modes")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each timed mode; the median is reported (the 10M-row memory run is run once)")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     os.makedirs(a.root, exist_ok=True)
@@ -63,27 +71,29 @@ def main() -> None:
     if "modes" not in skip:
         modes["hexsieve direct (2 processes)"] = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
     for name, extra in modes.items():
-        r = hexsieve(d, os.path.join(a.root, "out-hexsieve"), extra)
+        r = median_of(a.repeat, lambda: hexsieve(d, os.path.join(a.root, "out-hexsieve"), extra))
         report(name, r, n_w)
     best_name = max((k for k in results if k.startswith("hexsieve direct")), key=lambda k: results[k]["rows_per_s"])
     best = results[best_name]
     if "floor" not in skip:
         out = os.path.join(a.root, "out-floor")
-        shutil.rmtree(out, ignore_errors=True)
-        r = run([PY, os.path.join(HERE, "floor_witness.py"), "--witnesses", f"{d}/witnesses-*.jsonl",
-                 "--beacons", f"{d}/beacons-*.jsonl.gz", "--registry", f"{d}/registry.csv", "--out", out], cwd=ROOT)
+        r = median_of(a.repeat, lambda: run_fresh(out, [PY, os.path.join(HERE, "floor_witness.py"), "--witnesses",
+                                                        f"{d}/witnesses-*.jsonl", "--beacons", f"{d}/beacons-*.jsonl.gz",
+                                                        "--registry", f"{d}/registry.csv", "--out", out]))
         report("floor (pyarrow only, no Beam)", r, n_w)
     if "per_record" not in skip:
         out = os.path.join(a.root, "out-per-record")
-        shutil.rmtree(out, ignore_errors=True)
-        r = run([PY, os.path.join(HERE, "per_record_witness.py"), "--witnesses", f"{d}/witnesses-*.jsonl",
-                 "--beacons", f"{d}/beacons-*.jsonl.gz", "--registry", f"{d}/registry.csv", "--out", out,
-                 "--direct_num_workers=2",
-                 "--direct_running_mode=multi_threading"], cwd=ROOT)
+        r = median_of(a.repeat, lambda: run_fresh(out, [PY, os.path.join(HERE, "per_record_witness.py"),
+                                                        "--witnesses", f"{d}/witnesses-*.jsonl",
+                                                        "--beacons", f"{d}/beacons-*.jsonl.gz",
+                                                        "--registry", f"{d}/registry.csv", "--out", out,
+                                                        "--direct_num_workers=2",
+                                                        "--direct_running_mode=multi_threading"]))
         report("per-record Beam (dict per record)", r, n_w)
     if "dask" not in skip:
         for w in (1, 2):
-            r = hexsieve(d, os.path.join(a.root, "out-dask"), ["--runner", "dask", "--dask-workers", str(w)])
+            r = median_of(a.repeat, lambda: hexsieve(d, os.path.join(a.root, "out-dask"),
+                                                     ["--runner", "dask", "--dask-workers", str(w)]))
             report(f"hexsieve dask ({w} worker{'s' if w > 1 else ''})", r, n_w)
     print()
     print(f"best DirectRunner mode: {best_name}")

@@ -112,7 +112,7 @@ def _local_cluster(n: int):
     """A local cluster of n one-thread worker processes; yields the scheduler address.
 
     The scheduler starts now and the workers in the background: their start
-    (process spawn, Beam import in the preload) overlaps the driver's own
+    (the fork server's imports, see _start_fork_server) overlaps the driver's own
     imports, reference loading and graph building, and tasks queue at the
     scheduler until workers join (2M-record run, 2 workers: about 1 s less
     start-up). A watcher closes the cluster if the workers have not all joined
@@ -122,6 +122,8 @@ def _local_cluster(n: int):
     import logging
     import threading
 
+    worker_env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    _start_fork_server(worker_env)
     import dask
     from dask.distributed import LocalCluster
 
@@ -136,7 +138,6 @@ def _local_cluster(n: int):
     # 3.1 s, 28.0 s wall instead of 22.2 s. One Arrow/BLAS thread
     # per worker, as Dask sets by default: a worker is one core.
     # The preload quiets Beam's import warnings in the workers.
-    worker_env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     dask.config.set({"distributed.worker.daemon": False,
                      "distributed.worker.profile.enabled": False,
                      "distributed.nanny.pre-spawn-environ": worker_env,
@@ -146,7 +147,6 @@ def _local_cluster(n: int):
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
                  "distributed.http.proxy", "distributed.client"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    _start_fork_server(worker_env)
     with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, preload=list(WORKER_PRELOAD),
                       dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster:
         cluster.scale(n)
@@ -169,36 +169,36 @@ def _local_cluster(n: int):
             raise
 
 
-def _start_fork_server(worker_env: dict) -> bool:
+def _start_fork_server(worker_env: dict) -> None:
     """Have the local workers forked from a fork server that imports Beam once.
 
     Spawned workers each started a fresh interpreter and imported Dask, Beam
     and hexsieve's DoFns (~0.8 s of CPU each) while the driver imported Beam
     too: three imports on a 2-core machine. A `multiprocessing` fork server
-    is a fresh single-threaded process (so forking it is safe), started here
-    before the scheduler so its imports overlap the driver's; it imports
-    `pipelines.dask_forkserver` and every worker is a fork of it. Measured on
-    the 2M-record benchmark, 2 workers: first row read at 1.5 s instead of
-    2.0–2.1 s, run 11.7–11.9 s instead of 12.5–13.1 s.
+    is a fresh single-threaded process (so forking it is safe), started
+    before the driver even imports Dask so its imports overlap the driver's;
+    it imports `pipelines.dask_forkserver` and every worker is a fork of it.
+    Measured on the 2M-record benchmark, 2 workers, alternating runs: first
+    row read at 1.4–1.5 s instead of 2.0–2.1 s, runs of 11.5–11.9 s instead
+    of 12.2–13.0 s.
 
     The server's environment is the workers' (a fork server does not pass a
     later environment on), so the workers' variables are set first, as Dask's
     nanny sets them anyway. Where there is no fork server (Windows) workers
-    are spawned as before. Returns whether the fork server is used."""
+    are spawned as before."""
     import multiprocessing
     import os
     if "forkserver" not in multiprocessing.get_all_start_methods():
-        return False
+        return
     import multiprocessing.forkserver
+    os.environ.update(worker_env)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORK_SERVER_PRELOAD))
+    multiprocessing.forkserver.ensure_running()  # starts it now (a no-op if it already runs)
 
     import dask
     from distributed.utils import get_mp_context
     dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
-    os.environ.update(worker_env)
-    get_mp_context()  # Dask sets its own preload list on first use; ours replaces it
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORK_SERVER_PRELOAD))
-    multiprocessing.forkserver.ensure_running()  # starts it now (a no-op if it already runs)
-    return True
+    get_mp_context()  # Dask's own preload list no longer applies: the server is running
 
 
 def runner_context(runner: str, dask_address: str | None, dask_workers: int | None, beam_args: list[str]):
