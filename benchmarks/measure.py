@@ -26,8 +26,9 @@ if ROOT not in sys.path:
 def run(cmd: list[str], env=None, cwd=None) -> dict:
     # Every timed run starts with no dirty pages left by the one before:
     # otherwise the kernel writes the previous run's output back to disk
-    # during this one (the 2-worker Dask run took 13.3 s right after the
-    # floor and the direct runs, 11.6–11.8 s on its own).
+    # during this one (a 2-worker Dask run measured 13.3 s right after the
+    # floor and the direct runs, 11.6–11.8 s on its own; with the sync,
+    # 11.6–12.4 s inside the bench).
     os.sync()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, text=True)
