@@ -193,12 +193,12 @@ def _start_fork_server(worker_env: dict) -> None:
     import multiprocessing.forkserver
     os.environ.update(worker_env)
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORK_SERVER_PRELOAD))
-    multiprocessing.forkserver.ensure_running()  # starts it now (a no-op if it already runs)
+    # Started now (a no-op if it already runs), so the preload list Dask sets
+    # when its nanny first asks for this context no longer applies.
+    multiprocessing.forkserver.ensure_running()
 
     import dask
-    from distributed.utils import get_mp_context
     dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
-    get_mp_context()  # Dask's own preload list no longer applies: the server is running
 
 
 def runner_context(runner: str, dask_address: str | None, dask_workers: int | None, beam_args: list[str]):

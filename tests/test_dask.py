@@ -24,11 +24,19 @@ SAMPLE = os.path.join(ROOT, "sample_data", "witness")
 NOW = datetime(2026, 11, 21, tzinfo=timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def cluster():
+@contextlib.contextmanager
+def _external_cluster():
+    """A cluster hexsieve only connects to (workers spawned by Dask)."""
     from dask.distributed import LocalCluster
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
-        yield c
+        yield ["--runner=dask", f"--dask_client_address={c.scheduler_address}"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Beam args for a cluster hexsieve only connects to."""
+    with _external_cluster() as beam_args:
+        yield beam_args
 
 
 def run(out, data=SAMPLE, beam_args=(), **kw):
@@ -50,7 +58,7 @@ def rows(out, table):
 
 def test_dask_equals_direct_row_for_row_and_byte_for_byte(tmp_path, cluster):
     d = run(tmp_path / "direct")
-    k = run(tmp_path / "dask", beam_args=["--runner=dask", f"--dask_client_address={cluster.scheduler_address}"])
+    k = run(tmp_path / "dask", beam_args=cluster)
     assert k["runner"] == "dask" and d["runner"] == "direct"
     for table in ("witness", "beacon", "quarantine"):
         a, b = rows(tmp_path / "direct", table), rows(tmp_path / "dask", table)
@@ -71,14 +79,6 @@ def bigger(tmp_path_factory):
 
 def _worker_pids(client):
     return client.run(os.getpid)
-
-
-@contextlib.contextmanager
-def _external_cluster():
-    """A cluster hexsieve only connects to (workers spawned by Dask)."""
-    from dask.distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
-        yield ["--runner=dask", f"--dask_client_address={c.scheduler_address}"]
 
 
 def _hexsieve_cluster():
