@@ -1,6 +1,8 @@
 """The keyed shuffle through staged Arrow IPC shards (transforms/beam/shuffle.py):
-every row lands in exactly one shard of its key's bucket, comes back unchanged,
-and the per-file provenance strings are stored run-end encoded on disk."""
+every row lands in exactly one batch of its key's bucket, comes back unchanged,
+a staged table is one file whatever the bucket count, a reader fetches only its
+bucket's batch, and the per-file provenance strings are stored run-end encoded
+on disk."""
 import os
 
 import numpy as np
@@ -9,7 +11,10 @@ import pyarrow.compute as pc
 import pytest
 
 from schemas.provenance import SOURCE_FIELDS
-from transforms.beam.shuffle import RUN_ENCODED, StageByKey, ipc_bytes, load_group, read_ipc, write_ipc
+from apache_beam.io.localfilesystem import LocalFileSystem
+
+from transforms.beam.shuffle import (RUN_ENCODED, StageByKey, ipc_bytes, load_group, read_ipc, read_shard,
+                                     write_ipc)
 from transforms.beam.spread import partition_salts
 from transforms.keys import buckets
 
@@ -37,10 +42,10 @@ def test_every_row_lands_once_in_its_bucket_and_comes_back_unchanged(tmp_path):
     out = list(StageByKey(str(tmp_path), "payload", "witness", "data", n).process(t))
     expect = buckets(t.column("data"), n)
     seen = []
-    for (bucket, salt), (kind, uri) in out:
+    for (bucket, salt), (kind, uri, batch) in out:
         assert salt == 0  # no salts given
         assert kind == "witness" and os.path.exists(uri)
-        shard = read_ipc(uri)
+        shard = read_shard(uri, batch)
         assert shard.schema.equals(SCHEMA, check_metadata=True)  # plain strings again, metadata kept
         assert set(buckets(shard.column("data"), n).tolist()) == {bucket}
         seen.append(shard)
@@ -50,6 +55,52 @@ def test_every_row_lands_once_in_its_bucket_and_comes_back_unchanged(tmp_path):
     order = pc.sort_indices(back, [("source_record", "ascending")])
     assert back.take(order).equals(t)
     assert {b for (b, _), _ in out} == set(expect.tolist())
+
+
+@pytest.mark.parametrize("n_buckets", [1, 7, 64])
+def test_a_staged_table_is_one_file_with_a_batch_per_bucket(tmp_path, n_buckets):
+    """The shard count grows with the tables staged, not with tables × buckets."""
+    t = _rows(3000, ["file:///in/a.jsonl"], seed=4)
+    out = list(StageByKey(str(tmp_path), "payload", "witness", "data", n_buckets).process(t))
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) == 1 and {uri for _, (_, uri, _) in out} == {str(files[0])}
+    reader = pa.ipc.open_file(pa.memory_map(str(files[0])))
+    assert reader.num_record_batches == len(out) == len(set(buckets(t.column("data"), n_buckets).tolist()))
+    assert sorted(batch for _, (_, _, batch) in out) == list(range(len(out)))
+
+
+class _CountingFileSystem(LocalFileSystem):
+    """A remote-looking scheme over local files that counts the bytes read:
+    stands in for gs:// or s3:// to exercise ranged reads."""
+    read_bytes = 0
+
+    @classmethod
+    def scheme(cls):
+        return "countingtest"
+
+    def open(self, path, mime_type="application/octet-stream", compression_type=None):
+        f = super().open(path[len("countingtest://"):], mime_type, compression_type)
+        read = f.read
+
+        def counted(n=-1):
+            data = read(n)
+            _CountingFileSystem.read_bytes += len(data)
+            return data
+        f.read = counted
+        return f
+
+
+def test_a_remote_shard_is_read_by_ranges_only_for_its_bucket(tmp_path):
+    t = _rows(20000, ["file:///in/a.jsonl"], seed=6)
+    out = list(StageByKey(str(tmp_path), "payload", "witness", "data", 16).process(t))
+    (_, (_, uri, _)) = out[0]
+    size = os.path.getsize(uri)
+    for (bucket, _), (_, local, batch) in out[:3]:
+        _CountingFileSystem.read_bytes = 0
+        got = read_shard(f"countingtest://{local}", batch)
+        assert got.equals(read_shard(local, batch))
+        assert set(buckets(got.column("data"), 16).tolist()) == {bucket}
+        assert 0 < _CountingFileSystem.read_bytes < size / 4  # its batch and the footer, not the file
 
 
 def test_load_group_rebuilds_a_bucket_from_its_shards(tmp_path):
@@ -76,6 +127,12 @@ def test_provenance_strings_are_run_end_encoded_on_disk(tmp_path):
     for name in RUN_ENCODED:
         assert pa.types.is_run_end_encoded(raw.schema.field(name).type), name
         assert len(raw.column(name).chunk(0).values) == 1  # one run: one file
+    out = list(StageByKey(str(tmp_path / "staged"), "payload", "witness", "data", 5).process(t))
+    reader = pa.ipc.open_file(pa.memory_map(out[0][1][1]))
+    for k in range(reader.num_record_batches):  # shuffle shards too, every bucket's batch
+        rb = reader.get_batch(k)
+        for name in RUN_ENCODED:
+            assert pa.types.is_run_end_encoded(rb.schema.field(name).type) and len(rb.column(name).values) == 1
     sink = pa.BufferOutputStream()  # the same table written as is
     with pa.ipc.new_file(sink, t.schema) as w:
         w.write_table(t)
@@ -113,9 +170,9 @@ def test_salted_keys_carry_their_bucket_and_salt(tmp_path):
     salts = (5, 0, 9, 2)
     out = list(StageByKey(str(tmp_path), "payload", "witness", "data", 4, salts).process(t))
     assert len(out) == 4
-    for (bucket, salt), (_, uri) in out:
+    for (bucket, salt), (_, uri, batch) in out:
         assert salt == salts[bucket]
-        assert set(buckets(read_ipc(uri).column("data"), 4).tolist()) == {bucket}
+        assert set(buckets(read_shard(uri, batch).column("data"), 4).tolist()) == {bucket}
 
 
 @pytest.mark.parametrize("n_buckets, n_partitions", [(22, 16), (32, 16), (24, 8), (5, 12)])
