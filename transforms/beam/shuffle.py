@@ -98,11 +98,14 @@ def _one_batch(t: pa.Table) -> pa.RecordBatch:
 
 
 def read_shard(uri: str, batch: int) -> pa.Table:
-    """Record batch `batch` of a shard file, and nothing else of it: a local
-    file is memory-mapped (no copy), any other is read by ranges through
-    Beam's FileSystems, so a bucket's reader never fetches other buckets' rows."""
+    """Record batch `batch` of a shard file, and nothing else of it: read by
+    ranges (a local file with pread, any other through Beam's FileSystems),
+    so a bucket's reader never fetches other buckets' rows. Not memory-mapped:
+    mapped shard pages stayed resident and counted against the process
+    (10.4M records: 1.8 GB of file pages on top of 1.0 GB)."""
     if "://" not in uri:
-        rb = pa.ipc.open_file(pa.memory_map(uri)).get_batch(batch)
+        with pa.OSFile(uri) as f:
+            rb = pa.ipc.open_file(f).get_batch(batch)
     else:
         from apache_beam.io.filesystem import CompressionTypes
         from apache_beam.io.filesystems import FileSystems
