@@ -6,7 +6,6 @@ import argparse
 import glob
 import os
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv

@@ -149,7 +149,6 @@ class Ledger:
                 con.execute("ROLLBACK")
                 return 0
             source, ldate = doc.get("source"), doc.get("logical_date")
-            uris = [i["uri"] for i in doc.get("inputs", [])]
             if ldate:
                 # the date was re-processed as a whole: anything not in this run is no longer published
                 con.execute("UPDATE ledger SET status = 'superseded' WHERE source = ? AND logical_date = ? "

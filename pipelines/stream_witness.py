@@ -104,7 +104,6 @@ class WitnessWindower(Windower):
             out = filt(out, ~out.column("_ctx").to_numpy(zero_copy_only=False).astype(bool)).drop_columns(["_ctx"])
             verified = out
         late_b_ids = row_ids(lb)
-        v_is_late = is_in(verified, late_b_ids)
         hist = concat([tb["b_history"], todo], RAW_B)
 
         # --- witness join over the payloads that can emit something now

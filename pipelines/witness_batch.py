@@ -8,7 +8,6 @@ Graph (Arrow tables inside each step; shard references between steps):
 from __future__ import annotations
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.utils.shared import Shared
 
 from pipelines.batch import BatchJob, OutputTable, Stage

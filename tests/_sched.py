@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 import duckdb
 

@@ -4,7 +4,6 @@ retention, and a reader that never sees two runs mixed."""
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 
 import duckdb
@@ -99,7 +98,6 @@ def test_rerun_is_noop_and_changed_file_is_a_new_version(tmp_path, capsys):
     hist = sorted((r["version"], r["status"]) for r in led.rows(uri=w))
     assert hist == [(1, "superseded"), (2, "committed")]
     new_sha = led.committed(w)["sha256"]
-    got = rows(out, "witness")
     assert {r for r in duckdb.sql(
         f"SELECT DISTINCT source_sha256 FROM read_parquet('{out}/witness/*/*.parquet') WHERE source_uri = '{w}'"
     ).fetchall()} == {(new_sha,)}

@@ -1,6 +1,5 @@
 """Proof of Location: inside, k-ring, outside, no fix, relocation."""
 import h3
-import pytest
 
 from tests.sensor_cases import CLAIM, D0, DAY, HOUR, registry, run, stream
 

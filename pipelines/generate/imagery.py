@@ -94,7 +94,6 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
 def _drive(rng, city, mode: str, param: float, vrange, n_target: int, force_stop: bool = False) -> dict:
     """Frames of one drive: offsets t (ms), east/north (m), heading, speed, stopped."""
     v_lo, v_hi = vrange
-    v_mean = (v_lo + v_hi) / 2
     need = n_target * param if mode == "distance" else n_target * param * v_hi
     verts = _route(rng, city, need * 1.15 + 600)
     seg = np.diff(verts, axis=0)
