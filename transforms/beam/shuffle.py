@@ -131,9 +131,9 @@ class StageByKey(beam.DoFn):
     One file per staged table, not one per bucket: a file per (table, bucket)
     made the shard count grow with chunks × buckets, both proportional to the
     input (1,892 files for 2M records, 46,761 for 10.4M, now 86 and 429; a
-    10.4M-record run took 86–93 s instead of 69–70 s, and on object stores
+    10.4M-record run took 86–101 s instead of 69–73 s, and on object stores
     each file is a PUT plus a copy, a rename being a copy). Readers fetch
-    only their batch (see load_group)."""
+    only their batch (see read_shard)."""
 
     def __init__(self, staging: str, name: str, kind: str, key: str, n_buckets: int, salts: tuple[int, ...] = ()):
         self.staging, self.name, self.kind, self.key, self.n = staging, name, kind, key, n_buckets
