@@ -141,6 +141,18 @@ def read_bytes(uri: str, decompress: bool = True) -> bytes:
         raise
 
 
+def open_ranged(uri: str):
+    """A seekable Arrow file for reading parts of `uri` by ranges (an IPC
+    file's footer and one batch, say): a local path is read with pread, any
+    other through Beam `FileSystems`, whose GCS/S3 readers seek. Use it as a
+    context manager; what was read stays valid after it closes."""
+    import pyarrow as pa
+    if "://" not in uri:
+        return pa.OSFile(uri)
+    return pa.PythonFile(FileSystems.open(uri, mime_type="application/octet-stream",
+                                          compression_type=CompressionTypes.UNCOMPRESSED), mode="r")
+
+
 def sha256_file(uri: str) -> str:
     h = hashlib.sha256()
     for chunk in iter_bytes(uri, decompress=False):
