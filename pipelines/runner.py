@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
-ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER, "direct": "DirectRunner",
-           "directrunner": "DirectRunner"}
+# Beam's DirectRunner tries Prism (a binary download) before its local engine;
+# `direct` is that local engine without the attempt (see local_runner.py).
+DIRECT_RUNNER = "pipelines.local_runner.LocalDirectRunner"
+ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER, "direct": DIRECT_RUNNER,
+           "directrunner": DIRECT_RUNNER}
 
 
 def normalise_runner_flags(args: list[str]) -> list[str]:
@@ -36,7 +39,7 @@ def pipeline_options(beam_args: list[str], n_tasks: int = 1):
     opts = PipelineOptions(args)
     std = opts.view_as(StandardOptions)
     if std.runner is None:
-        std.runner = "DirectRunner"
+        std.runner = DIRECT_RUNNER
     if "Dask" in str(std.runner):
         from apache_beam.runners.dask.dask_runner import DaskOptions  # noqa: F401 (registers flags)
         d = opts.get_all_options()
@@ -66,7 +69,7 @@ def parallel_slots(opts) -> tuple[int, bool]:
     if "Dask" in runner:
         parts = int(opts.get_all_options().get("npartitions") or 0)
         return (parts, True) if parts else (0, False)
-    if runner not in ("DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner"):
+    if runner not in (DIRECT_RUNNER, "SwitchingDirectRunner", "BundleBasedDirectRunner"):
         return 0, False
     n = opts.view_as(DirectOptions).direct_num_workers
     if n == 0:  # Beam's "one per CPU"

@@ -1,0 +1,37 @@
+"""`--runner direct`: Beam's local batch engine, always the same one, offline.
+
+Beam's `DirectRunner` (2.77) first tries the Prism runner, which downloads a
+Go binary from GitHub at run time, and falls back to the FnApiRunner only when
+that fails. On this offline machine every run paid the failed download and
+left three empty folders in the temp dir (`beam-temp*` and two `tmp*` from
+the job server it started). A streaming process that runs a micro-batch every
+few seconds fills `/tmp` with them, and on a connected host the same command
+would quietly run on a different engine with different parallelism from the
+one the tests and benchmarks measure. hexsieve's batch and micro-batch
+pipelines use nothing the FnApiRunner lacks (no TestStream, Pub/Sub,
+real-time timers or combiners over deferred side inputs), so `direct` means
+the FnApiRunner, set up the way the DirectRunner sets it up after its
+fallback: the run's options go into the provision info, where Beam's SDK
+workers read them (`multi_processing` mode starts such workers; their
+`FileSystems` need the options for object stores). Prism stays available
+as `--runner=PrismRunner` for whoever wants it.
+"""
+from __future__ import annotations
+
+from apache_beam.runners.runner import PipelineRunner
+
+
+class LocalDirectRunner(PipelineRunner):
+    """The FnApiRunner with the run's options provisioned, no Prism attempt."""
+
+    def is_fnapi_compatible(self) -> bool:
+        return True
+
+    def run_pipeline(self, pipeline, options):
+        from apache_beam.portability.api import beam_provision_api_pb2
+        from apache_beam.runners.portability.fn_api_runner import fn_runner
+        from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+        info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+        return fn_runner.FnApiRunner(provision_info=info).run_pipeline(pipeline, options)
