@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 
-from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results
+from measure import HERE, HX, PER_RECORD_BEAM, PY, ROOT, reporter, run, run_hexsieve, save_results
 
 
 def ensure_data(rows: int, files: int, root: str) -> tuple[str, float | None]:
@@ -85,7 +85,7 @@ def main() -> None:
         out = os.path.join(a.root, "out-imagery-per-record")
         shutil.rmtree(out, ignore_errors=True)
         r = run([PY, os.path.join(HERE, "per_record_imagery.py"), *[x for p in frames(d) for x in ("--frames", p)],
-                 "--out", out, "--direct_num_workers=2", "--direct_running_mode=multi_threading"], cwd=ROOT)
+                 "--out", out, *PER_RECORD_BEAM], cwd=ROOT)
         report("per-record Beam (dict per record)", r, n)
     print()
     print(f"best hexsieve mode: {best_name}")

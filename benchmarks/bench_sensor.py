@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 
-from measure import HERE, HX, PY, ROOT, reporter, run, run_hexsieve, save_results
+from measure import HERE, HX, PER_RECORD_BEAM, PY, ROOT, reporter, run, run_hexsieve, save_results
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -79,8 +79,7 @@ def main() -> None:
         out = os.path.join(a.root, "out-sensor-per-record")
         shutil.rmtree(out, ignore_errors=True)
         r = run([PY, os.path.join(HERE, "per_record_sensor.py"), "--readings", f"{d}/readings-*.jsonl*",
-                 "--stations", f"{d}/stations.csv", "--out", out, "--direct_num_workers=2",
-                 "--direct_running_mode=multi_threading"], cwd=ROOT)
+                 "--stations", f"{d}/stations.csv", "--out", out, *PER_RECORD_BEAM], cwd=ROOT)
         report("per-record Beam (dict per record)", r, jsonl_records(d))
     print()
     print(f"best DirectRunner mode: {best_name}")

@@ -12,7 +12,7 @@ import argparse
 import os
 import shutil
 
-from measure import HERE, HX, PY, ROOT, median_of, reporter, run, run_hexsieve, save_results
+from measure import HERE, HX, PER_RECORD_BEAM, PY, ROOT, median_of, reporter, run, run_hexsieve, save_results
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -87,8 +87,7 @@ def main() -> None:
                                                         "--witnesses", f"{d}/witnesses-*.jsonl",
                                                         "--beacons", f"{d}/beacons-*.jsonl.gz",
                                                         "--registry", f"{d}/registry.csv", "--out", out,
-                                                        "--direct_num_workers=2",
-                                                        "--direct_running_mode=multi_threading"]))
+                                                        *PER_RECORD_BEAM]))
         report("per-record Beam (dict per record)", r, n_w)
     if "dask" not in skip:
         for w in (1, 2):

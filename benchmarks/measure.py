@@ -18,6 +18,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PY = sys.executable
 HX = [PY, "-m", "pipelines.cli"]          # the hexsieve CLI, run from ROOT
+# Beam flags of the per-record baselines: the same local engine and parallelism
+# as hexsieve's default mode (Beam's own DirectRunner would try Prism first).
+PER_RECORD_BEAM = ["--runner=pipelines.local_runner.LocalDirectRunner", "--direct_num_workers=2",
+                   "--direct_running_mode=multi_threading"]
 NOW = "2026-11-21T00:00:00Z"              # processing time matching the generators' sample day
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)

@@ -1,7 +1,6 @@
 """Input files are spread over parallel workers by estimated cost, and every
 file still reaches the reader exactly once (real DirectRunner)."""
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.runner import parallel_slots, pipeline_options
@@ -24,7 +23,7 @@ def test_compressed_files_weigh_more_per_byte():
 def _spread(n_slots, by_partition):
     tasks = [("witness", f"w{i}.jsonl") for i in range(7)] + [("beacon", f"b{i}.jsonl.gz") for i in range(3)]
     sizes = [100 + i for i in range(10)]
-    with beam.Pipeline(options=PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_threading"])) as p:
+    with beam.Pipeline(options=pipeline_options(["--direct_num_workers=2", "--direct_running_mode=multi_threading"])) as p:
         out = p | SpreadFiles(tasks, sizes, n_slots, by_partition)
         assert_that(out, equal_to(tasks))
 
