@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter, defaultdict
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from pipelines import __version__, commit, locks, manifest
 from pipelines.runner import parallel_slots, pipeline_options, runner_name
 from schemas.quarantine import QUARANTINE
 from transforms import fileio
+from transforms.errors import InputError
 from transforms.beam.route import by_tag
 from transforms.beam.fuse import Fused
 from transforms.beam.read import QUARANTINE as Q_TAG, STATS, ReadFiles, StatsReceipt
@@ -97,6 +100,71 @@ class Stage:
                             accounted=t.accounted)
 
 
+# A run id names a staging folder (deleted before and after the run), a lock
+# and `_runs/<run_id>.json`: "..", a slash or an absolute path would point
+# those outside the output root.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID.fullmatch(run_id):
+        raise InputError(f"--run-id {run_id!r}: use 1-128 letters, digits, '.', '_' or '-', "
+                         f"starting with a letter or digit")
+    return run_id
+
+
+def _date_quarantine_by_file(staging: str, outputs: list[dict]) -> list[dict]:
+    """Move each input file's staged quarantine rows to the date partition
+    holding most of that file's validated rows (the processing date only for
+    a file with none).
+
+    Malformed rows have no event time of their own. Dated by processing time,
+    re-running yesterday's job today added a second copy of them, and a later
+    run whose rows fell on that processing date replaced them (a batch run
+    owns the partitions it writes). Dated by their file's rows, a re-run
+    writes them to the same partition it replaces."""
+    per_date: dict[str, Counter] = defaultdict(Counter)
+    for o in outputs:
+        if o["table"] != "quarantine":
+            for uri, c in o.get("per_source", {}).items():
+                per_date[uri][o["date"]] += sum(c.values())
+    for o in outputs:
+        if o["table"] != "quarantine" or len(o.get("per_source", {})) != 1:
+            continue
+        days = per_date.get(next(iter(o["per_source"])))
+        if not days:
+            continue
+        day = min(days, key=lambda d: (-days[d], d))
+        if day == o["date"]:
+            continue
+        new = f"quarantine/date={day}/{os.path.basename(o['path'])}"
+        os.makedirs(os.path.join(staging, "data", os.path.dirname(new)), exist_ok=True)
+        os.replace(os.path.join(staging, "data", o["path"]), os.path.join(staging, "data", new))
+        o["path"], o["date"] = new, day
+    for d in {os.path.join(staging, "data", "quarantine", n) for n in
+              (os.listdir(os.path.join(staging, "data", "quarantine"))
+               if os.path.isdir(os.path.join(staging, "data", "quarantine")) else [])}:
+        if not os.listdir(d):
+            os.rmdir(d)
+    return sorted(outputs, key=lambda o: o["path"])
+
+
+def input_flag(kind: str) -> str:
+    """The CLI flag that names an input kind ("witness" → "--witnesses")."""
+    return f"--{kind}es" if kind.endswith("s") else f"--{kind}s"
+
+
+def _one_kind_per_file(files: dict[str, list[fileio.FileInfo]]) -> None:
+    """A file given as two kinds (e.g. --beacons and --witnesses) would be read
+    as both, and its per-file accounting would mix the two: refuse it."""
+    seen: dict[object, tuple[str, str]] = {}
+    for kind in sorted(files):
+        for f in files[kind]:
+            other = seen.setdefault(fileio.identity(f.uri), (kind, f.uri))
+            if other[0] != kind:
+                raise InputError(f"{f.uri} is given as both {input_flag(other[0])} and {input_flag(kind)}")
+
+
 def default_run_id(source: str, files: list[fileio.FileInfo], now: datetime) -> str:
     """Deterministic for the same inputs and --now, so re-runs replace, not add."""
     h = hashlib.sha256("|".join(f"{f.uri}:{f.size}" for f in files).encode()).hexdigest()[:8]
@@ -130,10 +198,10 @@ def _progress_loop(staging: str, n_files: int, stop: threading.Event, show: bool
 def execute(job: BatchJob, s: RunSettings) -> dict:
     t0 = time.monotonic()
     now = (s.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    files = {k: fileio.match(pats, what=f"--{k}s" if not k.endswith("s") else f"--{k}")
-             for k, pats in s.inputs.items()}
+    files = {k: fileio.match(pats, what=input_flag(k)) for k, pats in s.inputs.items()}
     all_files = [f for fs in files.values() for f in fs]
-    run_id = s.run_id or default_run_id(job.source, all_files, now)
+    _one_kind_per_file(files)
+    run_id = check_run_id(s.run_id) if s.run_id is not None else default_run_id(job.source, all_files, now)
     out = s.out.rstrip("/")
     staging = fileio.join(out, "_staging", run_id)
     # The run lock marks the staging area as live, so no concurrent recovery
@@ -203,12 +271,14 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
     t_pipe = time.monotonic() - t_run
 
     inputs, outputs = manifest.collect_receipts(staging)
+    if s.logical_date is None:
+        outputs = _date_quarantine_by_file(staging, outputs)
     seen = {i["uri"] for i in inputs}
     missing = [f.uri for f in all_files if f.uri not in seen]
     if missing:
         raise manifest.AccountingError(f"no read receipt for {len(missing)} input file(s), e.g. {missing[0]}")
     t_c = time.monotonic()
-    owned = {o["date"] for o in outputs}
+    owned = {(o["table"], o["date"]) for o in outputs}
     doc = manifest.build(
         run_id=run_id, source=job.source, pipeline_version=__version__, rules=job.rules,
         now=now.isoformat(), logical_date=s.logical_date, inputs=inputs, outputs=outputs,

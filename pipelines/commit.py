@@ -76,24 +76,26 @@ def plan_tagged(out: str, staging: str, tables: list[str], tag: str, manifest: d
     Files of other dates are hard-linked into the staged partition, so the
     swap publishes old and new together."""
     prefix = tag_prefix(tag)
-    return _plan_owned(out, staging, tables, prefix, prefix, manifest, dates=None)
+    return _plan_owned(out, staging, tables, prefix, prefix, manifest, owned=None)
 
 
-def plan_source(out: str, staging: str, tables: list[str], source: str, dates: set[str],
+def plan_source(out: str, staging: str, tables: list[str], source: str, owned: set[tuple[str, str]],
                 manifest: dict) -> list[dict]:
     """Swaps for a `batch` run: it is authoritative for its own source's rows
-    in the date partitions it owns, and nothing else. Other sources' files in
+    in the (table, date) partitions it writes, and nothing else: quarantine
+    rows written to a date do not make the run the owner of that date's
+    validated rows. Other sources' files in
     a shared partition (the quarantine table) are kept by hard links, so
     running witness and sensor batches into one output root loses nothing."""
     prefix = f"part-{source}."
-    return _plan_owned(out, staging, tables, prefix, f"{prefix}b", manifest, dates=dates)
+    return _plan_owned(out, staging, tables, prefix, f"{prefix}b", manifest, owned=owned)
 
 
-def _plan_owned(out: str, staging: str, tables: list[str], owned: str, new_prefix: str, manifest: dict,
-                dates: set[str] | None) -> list[dict]:
-    """Files named `owned…` in a touched partition are replaced; all others kept.
-    `dates=None`: touch partitions holding owned files anywhere (a dated run);
-    else touch only those dates (a batch run)."""
+def _plan_owned(out: str, staging: str, tables: list[str], mine: str, new_prefix: str, manifest: dict,
+                owned: set[tuple[str, str]] | None) -> list[dict]:
+    """Files named `mine…` in a touched partition are replaced; all others kept.
+    `owned=None`: touch partitions holding such files anywhere (a dated run);
+    else touch only those (table, date) partitions (a batch run)."""
     outputs = manifest.get("outputs", [])
     h = hashlib.sha256("".join(sorted(o["sha256"] for o in outputs)).encode()).hexdigest()[:8]
     for o in outputs:
@@ -112,15 +114,15 @@ def _plan_owned(out: str, staging: str, tables: list[str], owned: str, new_prefi
         if os.path.isdir(od):
             for n in os.listdir(od):
                 if n.startswith("date=") and os.path.isdir(os.path.join(od, n)) and \
-                        (dates is None or n[5:] in dates) and \
-                        any(f.startswith(owned) for f in os.listdir(os.path.join(od, n))):
+                        (owned is None or (table, n[5:]) in owned) and \
+                        any(f.startswith(mine) for f in os.listdir(os.path.join(od, n))):
                     parts.add(n[5:])
         for d in sorted(parts):
             src, dst = os.path.join(sd, f"date={d}"), os.path.join(od, f"date={d}")
             os.makedirs(src, exist_ok=True)
             if os.path.isdir(dst):
                 for f in sorted(os.listdir(dst)):
-                    if f.endswith(".parquet") and not f.startswith(owned):
+                    if f.endswith(".parquet") and not f.startswith(mine):
                         try:
                             os.link(os.path.join(dst, f), os.path.join(src, f))
                         except OSError:
@@ -205,7 +207,7 @@ def _token(run_id: str, ops: list[dict], manifest: dict) -> str:
     return f"{run_id}:{h}"
 
 
-def commit(out: str, staging: str, run_id: str, tables: list[str], dates: set[str], manifest: dict,
+def commit(out: str, staging: str, run_id: str, tables: list[str], owned: set[tuple[str, str]], manifest: dict,
            tag: str | None = None, source: str | None = None) -> str:
     with locks.commit_lock(out):
         # A dead run's journal was planned against the state before it: finish it first.
@@ -214,7 +216,7 @@ def commit(out: str, staging: str, run_id: str, tables: list[str], dates: set[st
             ops = plan_tagged(out, staging, tables, tag, manifest)
             manifest["committed_partitions"] = sorted(f"{o['table']}/date={o['date']}" for o in ops)
         elif source:
-            ops = plan_source(out, staging, tables, source, dates, manifest)
+            ops = plan_source(out, staging, tables, source, owned, manifest)
             manifest["committed_partitions"] = sorted(f"{o['table']}/date={o['date']}" for o in ops)
         else:
             raise ValueError("commit needs a tag (scheduled run) or a source (batch run)")

@@ -35,7 +35,7 @@ def match(patterns: list[str] | str, what: str = "input") -> list[FileInfo]:
     """Expand paths/globs; a pattern that matches nothing is an error, not an empty run."""
     if isinstance(patterns, str):
         patterns = [patterns]
-    found: dict[str, FileInfo] = {}
+    found: dict[object, FileInfo] = {}
     for pat in patterns:
         if not _has_glob(pat) and os.path.isdir(pat):
             raise InputError(f"{what}: {pat} is a directory; give a file or a glob like {pat.rstrip('/')}/*.jsonl")
@@ -43,13 +43,32 @@ def match(patterns: list[str] | str, what: str = "input") -> list[FileInfo]:
             res = FileSystems.match([pat])[0]
         except Exception as e:  # Beam wraps backend errors in BeamIOError
             raise InputError(f"{what}: cannot list {pat}: {e}") from None
-        files = [m for m in res.metadata_list if not os.path.basename(m.path).startswith((".", "_"))]
+        # A glob skips files named "_…" or ".…" (writers' temporary files, by
+        # the convention Spark, Beam and this tool follow); a file named
+        # explicitly is read whatever its name.
+        files = [m for m in res.metadata_list
+                 if not _has_glob(pat) or not os.path.basename(m.path).startswith((".", "_"))]
         if not files:
             kind = "glob matches no file" if _has_glob(pat) else "file not found"
             raise InputError(f"{what}: {kind}: {pat}")
         for m in files:
-            found[m.path] = FileInfo(m.path, int(m.size_in_bytes))
+            key = identity(m.path)
+            if key not in found:
+                found[key] = FileInfo(m.path, int(m.size_in_bytes))
     return sorted(found.values(), key=lambda f: f.uri)
+
+
+def identity(uri: str) -> object:
+    """What makes two spellings one file: device and inode for a local path
+    ("x", "./x", "/abs/x", "d/../x" and symlinks to it are all read once, under
+    the first spelling given), the URI itself on an object store."""
+    if "://" in uri and not uri.startswith("file://"):
+        return uri
+    try:
+        st = os.stat(uri.removeprefix("file://"))
+    except OSError:
+        return os.path.abspath(uri)
+    return (st.st_dev, st.st_ino)
 
 
 def compression_of(uri: str) -> str:

@@ -1,0 +1,102 @@
+"""What a `batch` run may touch: only its own output root, each input file
+once, and only the (table, date) partitions it writes. Real CLI, real Beam,
+real Parquet read back with DuckDB."""
+import os
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+S = os.path.join(ROOT, "sample_data", "sensor")
+W = os.path.join(ROOT, "sample_data", "witness")
+
+
+def hx(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=180)
+
+
+def sensor(out, *readings: str, now: str, extra=()) -> subprocess.CompletedProcess:
+    args = ["batch", "sensor", *[f"--readings={r}" for r in readings], f"--stations={S}/stations.csv",
+            f"--out={out}", f"--now={now}", "--quiet", *extra]
+    return hx(*args)
+
+
+def rows_by_date(out, table: str) -> dict:
+    con = duckdb.connect()
+    got = con.execute(f"SELECT CAST(date AS VARCHAR), count(*) FROM read_parquet('{out}/{table}/*/*.parquet', "
+                      "hive_partitioning=true) GROUP BY ALL ORDER BY 1").fetchall()
+    return dict(got)
+
+
+@pytest.mark.parametrize("run_id", ["..", "../elsewhere", "/abs", "a b", ".hidden", "x" * 129])
+def test_a_run_id_that_is_not_a_plain_name_is_refused_and_nothing_is_touched(tmp_path, run_id):
+    out = tmp_path / "p" / "out"
+    first = sensor(out, f"{S}/readings-0003.jsonl", now="2026-11-21T00:00:00Z")
+    assert first.returncode == 0, first.stderr
+    before = sorted(os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path) for f in fs)
+    r = sensor(out, f"{S}/readings-0003.jsonl", now="2026-11-21T00:00:00Z", extra=[f"--run-id={run_id}"])
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--run-id" in r.stderr
+    after = sorted(os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path) for f in fs)
+    assert after == before
+
+
+def test_one_file_named_several_ways_is_read_once(tmp_path):
+    rel = os.path.relpath(f"{S}/readings-0001.jsonl", ROOT)
+    link = tmp_path / "link.jsonl"
+    os.symlink(f"{S}/readings-0001.jsonl", link)
+    once = sensor(tmp_path / "once", f"{S}/readings-0001.jsonl", now="2026-11-21T00:00:00Z")
+    many = sensor(tmp_path / "many", rel, f"./{rel}", f"{S}/../sensor/readings-000[1].jsonl", str(link),
+                  now="2026-11-21T00:00:00Z")
+    assert once.returncode == 0 and many.returncode == 0, many.stderr
+    assert rows_by_date(tmp_path / "many", "sensor") == rows_by_date(tmp_path / "once", "sensor")
+    assert rows_by_date(tmp_path / "many", "quarantine") == rows_by_date(tmp_path / "once", "quarantine")
+
+
+def test_a_file_given_as_two_kinds_is_refused_in_one_line(tmp_path):
+    r = hx("batch", "witness", f"--beacons={W}/witnesses-0000.jsonl", f"--witnesses={W}/witnesses-*.jsonl",
+           f"--registry={W}/registry.csv", f"--out={tmp_path / 'out'}", "--quiet")
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: {W}/witnesses-0000.jsonl is given as both --beacons and --witnesses"
+    assert not (tmp_path / "out" / "witness").exists()
+
+
+def test_a_file_named_explicitly_is_read_even_if_its_name_starts_with_underscore(tmp_path):
+    shutil.copy(f"{S}/readings-0003.jsonl", tmp_path / "_part.jsonl")
+    r = sensor(tmp_path / "out", str(tmp_path / "_part.jsonl"), now="2026-11-21T00:00:00Z")
+    assert r.returncode == 0, r.stderr
+    assert sum(rows_by_date(tmp_path / "out", "sensor").values()) > 0
+    # Through a glob, writers' "_…" temporary files are still skipped.
+    g = sensor(tmp_path / "out2", str(tmp_path / "*.jsonl"), now="2026-11-21T00:00:00Z")
+    assert g.returncode == 2 and "glob matches no file" in g.stderr
+
+
+def test_rerunning_a_job_on_another_day_neither_duplicates_nor_moves_its_quarantine(tmp_path):
+    out = tmp_path / "out"
+    for now in ("2026-11-21T00:00:00Z", "2026-11-25T06:00:00Z", "2026-12-31T23:00:00Z"):
+        r = sensor(out, f"{S}/readings-0001.jsonl", now=now)
+        assert r.returncode == 0, r.stderr
+        q = rows_by_date(out, "quarantine")
+        # readings-0001's packets fall on 2026-11-20: its malformed lines go there, whatever the run date.
+        assert q == {"2026-11-20": 5}, q
+
+
+def test_a_run_whose_quarantine_lands_on_a_date_does_not_replace_that_dates_data(tmp_path):
+    """Quarantine rows once made a run the owner of every table's partition on
+    their date: an unrelated run deleted 2,910 valid rows of 2026-11-19."""
+    out = tmp_path / "out"
+    a = sensor(out, f"{S}/readings-0000.jsonl.gz", f"{S}/readings-0001.jsonl", now="2026-11-25T06:00:00Z")
+    assert a.returncode == 0, a.stderr
+    before = rows_by_date(out, "sensor")
+    assert before.get("2026-11-19", 0) > 0
+    # Run B: readings-0001 (5 malformed lines, rows of 2026-11-20) processed "on" 2026-11-19,
+    # a date that holds only run A's rows of readings-0000.
+    b = sensor(out, f"{S}/readings-0001.jsonl", now="2026-11-19T06:00:00Z")
+    assert b.returncode == 0, b.stderr
+    after = rows_by_date(out, "sensor")
+    assert after["2026-11-19"] == before["2026-11-19"]
+    assert sum(rows_by_date(out, "quarantine").values()) == 5
