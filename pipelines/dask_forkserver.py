@@ -27,6 +27,8 @@ dask_setup()
 
 import apache_beam.runners.dask.dask_runner  # noqa: E402,F401  (the DaskRunner's task code)
 import pyarrow.acero  # noqa: E402,F401  (Table.group_by, for receipt counts)
+import polars  # noqa: E402,F401  (record hashes: transforms.digests)
+import polars_hash  # noqa: E402,F401
 
 import transforms.beam.fuse  # noqa: E402,F401  (the DoFns and steps tasks unpickle)
 import transforms.beam.imagery  # noqa: E402,F401

@@ -125,7 +125,8 @@ def _local_cluster(n: int):
     import logging
     import threading
 
-    worker_env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    worker_env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                  "POLARS_MAX_THREADS": "1"}
     _start_fork_server(worker_env)
     import dask
     from dask.distributed import LocalCluster
