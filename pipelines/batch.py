@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter, defaultdict
 import re
 import threading
 import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -124,6 +124,7 @@ def _date_quarantine_by_file(staging: str, outputs: list[dict]) -> list[dict]:
     owns the partitions it writes). Dated by their file's rows, a re-run
     writes them to the same partition it replaces."""
     per_date: dict[str, Counter] = defaultdict(Counter)
+    vacated: set[str] = set()  # partitions some file's rows were moved out of
     for o in outputs:
         if o["table"] != "quarantine":
             for uri, c in o.get("per_source", {}).items():
@@ -140,10 +141,9 @@ def _date_quarantine_by_file(staging: str, outputs: list[dict]) -> list[dict]:
         new = f"quarantine/date={day}/{os.path.basename(o['path'])}"
         os.makedirs(os.path.join(staging, "data", os.path.dirname(new)), exist_ok=True)
         os.replace(os.path.join(staging, "data", o["path"]), os.path.join(staging, "data", new))
+        vacated.add(os.path.join(staging, "data", os.path.dirname(o["path"])))
         o["path"], o["date"] = new, day
-    for d in {os.path.join(staging, "data", "quarantine", n) for n in
-              (os.listdir(os.path.join(staging, "data", "quarantine"))
-               if os.path.isdir(os.path.join(staging, "data", "quarantine")) else [])}:
+    for d in vacated:
         if not os.listdir(d):
             os.rmdir(d)
     return sorted(outputs, key=lambda o: o["path"])

@@ -399,14 +399,9 @@ class BlockLines:
 
     def __init__(self, block: bytes):
         nl = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
-        n = len(nl) + 1
         self.block = block
-        self.starts = np.empty(n, np.int64)
-        self.starts[0] = 0
-        self.starts[1:] = nl + 1
-        self.ends = np.empty(n, np.int64)
-        self.ends[:-1] = nl
-        self.ends[-1] = len(block)
+        self.starts = np.concatenate(([0], nl + 1))
+        self.ends = np.append(nl, len(block))
         self.lengths = self.ends - self.starts
 
     def __len__(self) -> int:
@@ -469,29 +464,27 @@ def iter_jsonl(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
                 stats.blank_lines += 1
         if not keep:
             return
-        stats.records += len(keep)
-        tables, idxs = _parse_tolerant(keep, nums, schema, bad, alternatives)
-        numarr = np.array(nums, dtype=np.int64)
-        for t, idx in zip(tables, idxs):
-            raws = keep if len(idx) == len(keep) else [keep[i] for i in idx]
-            out = finish_table(t, spec, numarr[idx], raws, None, uri, sha, bad)
-            if out is not None:
-                stats.parsed += out.num_rows
-                yield out
+        yield from finish(keep, np.array(nums, dtype=np.int64))
 
     def emit_clean(block: bytes, view: BlockLines) -> Iterator[pa.Table]:
         nonlocal line_no
         n = len(view)
-        numarr = np.arange(line_no + 1, line_no + 1 + n, dtype=np.int64)
+        nums = np.arange(line_no + 1, line_no + 1 + n, dtype=np.int64)
         line_no += n
-        stats.records += n
-        tables, idxs = _parse_tolerant(view, numarr, schema, bad, alternatives, joined=block)
-        hashes = sha256_hex_arrow(view.arrow()) if tables else None
+        yield from finish(view, nums, joined=block)
+
+    def finish(lines: "list[bytes] | BlockLines", nums: np.ndarray, joined: bytes | None = None
+               ) -> Iterator[pa.Table]:
+        """Parse kept lines and finish their tables. A chunk's lines as a
+        BlockLines are hashed in one column; a list of bytes by hashlib."""
+        stats.records += len(lines)
+        tables, idxs = _parse_tolerant(lines, nums, schema, bad, alternatives, joined)
+        hashes = sha256_hex_arrow(lines.arrow()) if tables and isinstance(lines, BlockLines) else None
         for t, idx in zip(tables, idxs):
-            whole = len(idx) == n
-            raws = view if whole else [view[i] for i in idx]
-            out = finish_table(t, spec, numarr[idx], raws, hashes if whole else hashes.take(pa.array(idx)),
-                               uri, sha, bad)
+            whole = len(idx) == len(lines)
+            raws = lines if whole else [lines[i] for i in idx]
+            hashed = hashes if hashes is None or whole else hashes.take(pa.array(idx))
+            out = finish_table(t, spec, nums[idx], raws, hashed, uri, sha, bad)
             if out is not None:
                 stats.parsed += out.num_rows
                 yield out
