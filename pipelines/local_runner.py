@@ -15,10 +15,22 @@ fallback: the run's options go into the provision info, where Beam's SDK
 workers read them (`multi_processing` mode starts such workers; their
 `FileSystems` need the options for object stores). Prism stays available
 as `--runner=PrismRunner` for whoever wants it.
+
+In `multi_processing` mode the worker processes run `pipelines.sdk_worker`
+(Beam's worker, started quiet) instead of Beam's bare worker module, whose
+import warnings and start-up log went to the terminal of every run.
 """
 from __future__ import annotations
 
+import copy
+import sys
+
+from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.runners.runner import PipelineRunner
+
+# A running mode the FnApiRunner has no branch for, so it keeps the
+# environment it was constructed with (ours) instead of building its own.
+_OWN_ENVIRONMENT = "hexsieve_subprocess"
 
 
 class LocalDirectRunner(PipelineRunner):
@@ -31,7 +43,15 @@ class LocalDirectRunner(PipelineRunner):
         from apache_beam.portability.api import beam_provision_api_pb2
         from apache_beam.runners.portability.fn_api_runner import fn_runner
         from apache_beam.runners.portability.portable_runner import JobServiceHandle
+        from apache_beam.transforms import environments
 
         encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
         info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-        return fn_runner.FnApiRunner(provision_info=info).run_pipeline(pipeline, options)
+        environment = None
+        if options.view_as(DirectOptions).direct_running_mode == "multi_processing":
+            environment = environments.SubprocessSDKEnvironment.from_command_string(
+                command_string=f"{sys.executable} -m pipelines.sdk_worker")
+            options = copy.deepcopy(options)
+            options.view_as(DirectOptions).direct_running_mode = _OWN_ENVIRONMENT
+        runner = fn_runner.FnApiRunner(default_environment=environment, provision_info=info)
+        return runner.run_pipeline(pipeline, options)

@@ -85,3 +85,27 @@ def test_beams_worker_processes_get_the_run_options():
         seen = p | beam.Create([0]) | beam.ParDo(OptionSeenByWorker())
         driver = os.getpid()
         assert_that(seen | beam.Map(lambda pv: (pv[0] != driver, pv[1])), equal_to([(True, endpoint)]))
+
+
+def test_beams_worker_processes_print_nothing_on_a_good_run(tmp_path):
+    """`multi_processing` workers are Beam's worker started quiet
+    (`pipelines.sdk_worker`): Beam's bare worker printed its import warnings
+    and ~20 INFO lines per process to the terminal of a run that succeeded."""
+    class WorkerCommand(beam.DoFn):
+        def process(self, _):
+            yield os.getpid(), os.path.basename(sys.argv[0])
+
+    opts = pipeline_options(["--direct_running_mode=multi_processing", "--direct_num_workers=1"])
+    with beam.Pipeline(options=opts) as p:
+        seen = p | beam.Create([0]) | beam.ParDo(WorkerCommand())
+        driver = os.getpid()
+        assert_that(seen | beam.Map(lambda pc: (pc[0] != driver, pc[1])), equal_to([(True, "sdk_worker.py")]))
+
+    r = subprocess.run([sys.executable, "-m", "pipelines.cli", "batch", "witness",
+                        f"--beacons={SAMPLE}/beacons-*", f"--witnesses={SAMPLE}/witnesses-*", *REFS,
+                        f"--out={tmp_path / 'out'}", "--now=2026-11-21T00:00:00Z",
+                        "--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "valid" in r.stdout  # the summary table was printed
+    assert r.stderr == ""

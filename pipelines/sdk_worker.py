@@ -1,0 +1,33 @@
+"""The command of Beam's SDK worker processes in `--direct_running_mode=multi_processing`.
+
+It is Beam's own worker (`apache_beam.runners.worker.sdk_worker_main`), started
+quiet. The FnApiRunner starts those processes with their own command line, so
+the CLI's quieting (`pipelines.cli._quiet_beam`) never reached them. Each one
+printed Beam's import warnings ("apitools not found…", logged through
+`logging.warning`, which installs a stderr handler on the root logger on first
+use) and then, until its options were loaded, its start-up log at INFO: ~20
+lines per worker on the terminal of a run that succeeded.
+
+Here the root logger gets its own stderr handler at ERROR before Beam is
+imported, so nothing installs another one. Records at every level still go to
+the runner through the Fn API logging handler the worker adds; the driver
+shows them at its own level (ERROR in the CLI, whatever a library caller set).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+
+def main(argv: list[str]) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.ERROR)
+    logging.getLogger().addHandler(handler)
+    warnings.filterwarnings("ignore", module="apache_beam")
+    from apache_beam.runners.worker import sdk_worker_main
+    sdk_worker_main.main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
