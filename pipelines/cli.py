@@ -25,12 +25,20 @@ COMMAND_MODULES = [
 
 
 def _quiet_beam() -> None:
-    """Beam import chatter (GCP clients, pickling notes) is noise for CLI users."""
+    """Beam import chatter (GCP clients, pickling notes) is noise for CLI users.
+
+    So are Beam's own ERROR records of a failed step: it logs the step's
+    traceback (once per attempt, and again for each worker's relayed log,
+    ~300 lines for one full disk) and then raises the error, which `main`
+    prints as one line. HEXSIEVE_DEBUG=1 keeps them."""
     warnings.filterwarnings("ignore")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    debug = bool(os.environ.get("HEXSIEVE_DEBUG"))
     for name in ("apache_beam", "root", "distributed", "dask", "bokeh", "tornado"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if not debug:
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
     logging.basicConfig(level=logging.ERROR)
 
 
@@ -54,9 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     _quiet_beam()
     _load()
+    from pipelines import stderr_filter
     from transforms.errors import InputError
     try:
-        cli.main(args=argv, standalone_mode=False)
+        with stderr_filter.installed():
+            cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -72,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # last resort: one line, never a traceback (HEXSIEVE_DEBUG=1 shows it)
         if os.environ.get("HEXSIEVE_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        click.echo(f"error: {type(e).__name__}: {msg} (set HEXSIEVE_DEBUG=1 for the traceback)", err=True)
+        from transforms.errors import one_line
+        click.echo(f"error: {one_line(e, plain=())} (set HEXSIEVE_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
 
 

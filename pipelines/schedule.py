@@ -22,7 +22,7 @@ from datetime import date as Date, datetime, timedelta, timezone
 from pipelines import commit, locks
 from pipelines.config import Config, SourceConfig, fill
 from pipelines.ledger import Ledger
-from transforms import fileio, hooks
+from transforms import errors, fileio, hooks
 
 
 class RunFailed(Exception):
@@ -46,17 +46,8 @@ class Outcome:
 
 
 def one_line(e: BaseException) -> str:
-    """The root cause of an exception as one line: Beam wraps worker errors
-    in its own exceptions whose text embeds whole tracebacks."""
-    while e.__cause__ is not None and e.__cause__ is not e:
-        e = e.__cause__
-    text = str(e) or type(e).__name__
-    lines = [l.strip() for l in text.splitlines() if l.strip()]
-    hits = [l for l in lines if re.match(r"^[\w.]*(Error|Exception)\b.*:", l)]
-    line = hits[-1] if hits else (lines[0] if lines else type(e).__name__)
-    if not hits and not line.startswith(type(e).__name__) and not isinstance(e, (fileio.InputError, RunFailed)):
-        line = f"{type(e).__name__}: {line}"
-    return re.sub(r"\s+", " ", line)[:400]
+    """The root cause of an exception as one line (`transforms.errors.one_line`)."""
+    return errors.one_line(e, plain=(fileio.InputError, RunFailed))
 
 
 def landing_files(src: SourceConfig, day: Date) -> tuple[dict[str, list[fileio.FileInfo]], list[str]]:

@@ -8,23 +8,29 @@ printed Beam's import warnings ("apitools not found…", logged through
 use) and then, until its options were loaded, its start-up log at INFO: ~20
 lines per worker on the terminal of a run that succeeded.
 
-Here the root logger gets its own stderr handler at ERROR before Beam is
-imported, so nothing installs another one. Records at every level still go to
+Here the root logger gets its own stderr handler before Beam is imported
+(at CRITICAL; ERROR with HEXSIEVE_DEBUG=1), so nothing installs another one. Records at every level still go to
 the runner through the Fn API logging handler the worker adds; the driver
 shows them at its own level (ERROR in the CLI, whatever a library caller set).
 """
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
 
 def main(argv: list[str]) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(logging.ERROR)
+    # A failed step's error reaches the driver twice anyway (relayed log and
+    # raised exception), so the worker itself prints only what may never get
+    # there; HEXSIEVE_DEBUG=1 (inherited from the driver) prints its errors.
+    handler.setLevel(logging.ERROR if os.environ.get("HEXSIEVE_DEBUG") else logging.CRITICAL)
     logging.getLogger().addHandler(handler)
     warnings.filterwarnings("ignore", module="apache_beam")
+    from pipelines import stderr_filter
+    stderr_filter.install()  # a failed bundle's traceback: the driver reports it in one line
     from apache_beam.runners.worker import sdk_worker_main
     sdk_worker_main.main(argv)
 
