@@ -269,7 +269,28 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
         stop.set()
         prog.join()
     t_pipe = time.monotonic() - t_run
+    dropping = _drop_shuffle(staging)
+    try:
+        return _account_and_commit(job, s, t0, t_pipe, now, all_files, run_id, out, staging, stage, opts, recovered,
+                                   before_commit=dropping.join)
+    finally:
+        dropping.join()
 
+
+def _drop_shuffle(staging: str) -> threading.Thread:
+    """Delete the run's shuffle shards in the background while the driver
+    reads receipts and builds the manifest: nothing needs them once the
+    pipeline has finished, and unlinking them (~0.8 GB on the 2M-record
+    benchmark) took ~1 s of the commit's clean-up, after everything else."""
+    import shutil
+    t = threading.Thread(target=shutil.rmtree, args=(os.path.join(staging, "shuffle"),),
+                         kwargs={"ignore_errors": True}, name="drop-shuffle", daemon=True)
+    t.start()
+    return t
+
+
+def _account_and_commit(job, s, t0, t_pipe, now, all_files, run_id, out, staging, stage, opts, recovered,
+                        before_commit: Callable[[], None]) -> dict:
     inputs, outputs = manifest.collect_receipts(staging)
     if s.logical_date is None:
         outputs = _date_quarantine_by_file(staging, outputs)
@@ -289,6 +310,7 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
         first = bad[0] if bad else {"uri": doc["accounting"]["rows_from_unlisted_inputs"][0]}
         raise manifest.AccountingError(
             f"counts do not add up for {first['uri']}: {first}; staging kept at {staging}")
+    before_commit()
     doc["timings"]["total_s"] = round(time.monotonic() - t0, 3)
     commit.commit(out, staging, run_id, list(job.tables) + ["quarantine"], owned, doc, tag=s.commit_tag,
                   source=job.source)

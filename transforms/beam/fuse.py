@@ -10,13 +10,20 @@ streaming pipeline does).
 """
 from __future__ import annotations
 
+import typing
+
 import apache_beam as beam
 
 
+@beam.typehints.with_output_types(beam.typehints.Tuple[str, typing.Any])
 class Fused(beam.DoFn):
     """`first` emits (tag, value); values of tags in `then` are fed to that
     DoFn and its outputs emitted as (rename.get(tag, tag), output); other
-    outputs pass through unchanged."""
+    outputs pass through unchanged.
+
+    The output type is declared: without it Beam infers it by analysing the
+    bytecode of `process` and of everything it calls (`trivial_inference`),
+    0.1–0.3 s per fused step while the graph is built, before any row is read."""
 
     def __init__(self, first: beam.DoFn, then: dict[str, beam.DoFn], rename: dict[str, str] | None = None):
         self.first, self.then, self.rename = first, then, rename or {}
