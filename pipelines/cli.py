@@ -34,11 +34,9 @@ def _quiet_beam() -> None:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    debug = bool(os.environ.get("HEXSIEVE_DEBUG"))
-    for name in ("apache_beam", "root", "distributed", "dask", "bokeh", "tornado"):
+    for name in ("root", "distributed", "dask", "bokeh", "tornado"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    if not debug:
-        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    logging.getLogger("apache_beam").setLevel(logging.ERROR if os.environ.get("HEXSIEVE_DEBUG") else logging.CRITICAL)
     logging.basicConfig(level=logging.ERROR)
 
 

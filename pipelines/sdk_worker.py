@@ -9,9 +9,10 @@ use) and then, until its options were loaded, its start-up log at INFO: ~20
 lines per worker on the terminal of a run that succeeded.
 
 Here the root logger gets its own stderr handler before Beam is imported
-(at CRITICAL; ERROR with HEXSIEVE_DEBUG=1), so nothing installs another one. Records at every level still go to
-the runner through the Fn API logging handler the worker adds; the driver
-shows them at its own level (ERROR in the CLI, whatever a library caller set).
+(at CRITICAL; ERROR with HEXSIEVE_DEBUG=1), so nothing installs another one.
+Records at every level still go to the runner through the Fn API logging
+handler the worker adds; the driver shows them at its own level (none of
+Beam's in the CLI, whatever a library caller set).
 """
 from __future__ import annotations
 
