@@ -2,7 +2,10 @@
 per-record Beam pipeline, and on the DaskRunner with 1 and 2 local workers.
 
 All three read the same files (beacons .gz and witnesses JSONL) and rates
-are input records per second (witness rows + beacons).
+are input records per second (witness rows + beacons). Timed modes run in
+rounds (every mode once per round, see measure.round_robin) and each mode's
+median is reported; the host's fresh-page cost is measured before and after
+(measure.fresh_page_cost), since it moves every mode's speed.
 
 Targets (issue #2/#8): hexsieve ≥ 0.8× floor, ≥ 6× per-record; peak RSS <
 1.5 GB at 10M rows; DaskRunner scaling efficiency ≥ 0.8 at 2 workers."""
@@ -12,7 +15,8 @@ import argparse
 import os
 import shutil
 
-from measure import HERE, HX, PER_RECORD_BEAM, PY, ROOT, median_of, reporter, run, run_hexsieve, save_results
+from measure import (HERE, HX, PER_RECORD_BEAM, PY, ROOT, fresh_page_cost, reporter, round_robin, run,
+                     run_hexsieve, save_results)
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -70,30 +74,31 @@ def main() -> None:
              "hexsieve direct (1 worker)": ["--direct_num_workers=1"]}
     if "modes" not in skip:
         modes["hexsieve direct (2 processes)"] = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
-    for name, extra in modes.items():
-        r = median_of(a.repeat, lambda: hexsieve(d, os.path.join(a.root, "out-hexsieve"), extra))
-        report(name, r, n_w)
-    best_name = max((k for k in results if k.startswith("hexsieve direct")), key=lambda k: results[k]["rows_per_s"])
-    best = results[best_name]
+    measures = {name: (lambda extra=extra: hexsieve(d, os.path.join(a.root, "out-hexsieve"), extra))
+                for name, extra in modes.items()}
     if "floor" not in skip:
-        out = os.path.join(a.root, "out-floor")
-        r = median_of(a.repeat, lambda: run_fresh(out, [PY, os.path.join(HERE, "floor_witness.py"), "--witnesses",
-                                                        f"{d}/witnesses-*.jsonl", "--beacons", f"{d}/beacons-*.jsonl.gz",
-                                                        "--registry", f"{d}/registry.csv", "--out", out]))
-        report("floor (pyarrow only, no Beam)", r, n_w)
+        out_f = os.path.join(a.root, "out-floor")
+        measures["floor (pyarrow only, no Beam)"] = lambda: run_fresh(out_f, [
+            PY, os.path.join(HERE, "floor_witness.py"), "--witnesses", f"{d}/witnesses-*.jsonl",
+            "--beacons", f"{d}/beacons-*.jsonl.gz", "--registry", f"{d}/registry.csv", "--out", out_f])
     if "per_record" not in skip:
-        out = os.path.join(a.root, "out-per-record")
-        r = median_of(a.repeat, lambda: run_fresh(out, [PY, os.path.join(HERE, "per_record_witness.py"),
-                                                        "--witnesses", f"{d}/witnesses-*.jsonl",
-                                                        "--beacons", f"{d}/beacons-*.jsonl.gz",
-                                                        "--registry", f"{d}/registry.csv", "--out", out,
-                                                        *PER_RECORD_BEAM]))
-        report("per-record Beam (dict per record)", r, n_w)
+        out_p = os.path.join(a.root, "out-per-record")
+        measures["per-record Beam (dict per record)"] = lambda: run_fresh(out_p, [
+            PY, os.path.join(HERE, "per_record_witness.py"), "--witnesses", f"{d}/witnesses-*.jsonl",
+            "--beacons", f"{d}/beacons-*.jsonl.gz", "--registry", f"{d}/registry.csv", "--out", out_p,
+            *PER_RECORD_BEAM])
     if "dask" not in skip:
         for w in (1, 2):
-            r = median_of(a.repeat, lambda: hexsieve(d, os.path.join(a.root, "out-dask"),
-                                                     ["--runner", "dask", "--dask-workers", str(w)]))
-            report(f"hexsieve dask ({w} worker{'s' if w > 1 else ''})", r, n_w)
+            measures[f"hexsieve dask ({w} worker{'s' if w > 1 else ''})"] = (
+                lambda w=w: hexsieve(d, os.path.join(a.root, "out-dask"), ["--runner", "dask", "--dask-workers", str(w)]))
+    host = {"before": fresh_page_cost(root=a.root)}
+    print(f"host fresh-page cost before: {host['before']}", flush=True)
+    for name, r in round_robin(a.repeat, measures, progress=lambda m: print("  " + m, flush=True)).items():
+        report(name, r, n_w)
+    host["after"] = fresh_page_cost(root=a.root)
+    print(f"host fresh-page cost after:  {host['after']}  (CPU s per GiB written into new page-cache pages)")
+    best_name = max((k for k in results if k.startswith("hexsieve direct")), key=lambda k: results[k]["rows_per_s"])
+    best = results[best_name]
     print()
     print(f"best DirectRunner mode: {best_name}")
     if "floor (pyarrow only, no Beam)" in results:
@@ -113,7 +118,7 @@ def main() -> None:
         nm = input_records(dm)
         report(f"hexsieve direct at {nm / 1e6:.1f}M rows", r, nm)
         print(f"peak RSS at {nm:,} input records: {r['peak_rss_total_mb']:.0f} MB (target < 1536 MB)")
-    save_results(os.path.join(a.root, "bench_witness.json"), results)
+    save_results(os.path.join(a.root, "bench_witness.json"), {**results, "host fresh-page cost": host})
 
 
 if __name__ == "__main__":

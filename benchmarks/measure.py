@@ -87,13 +87,17 @@ def run_hexsieve(args: list[str], out: str) -> dict:
 
 
 def median_of(n: int, measure_once) -> dict:
-    """Run `measure_once()` n times; the run with the median wall time, with
-    every wall time (`walls_s`) and the highest peak RSS of any run.
+    """Run `measure_once()` n times; see `summarize`."""
+    return summarize([measure_once() for _ in range(max(1, n))])
+
+
+def summarize(runs: list[dict]) -> dict:
+    """The run with the median wall time, with every wall time (`walls_s`,
+    in the order run) and the highest peak RSS of any run.
 
     One run of a 2M-row job varies by ±0.4 s here (12–13 s runs), enough to
     flip a ratio around its target; the median of three does not hang on
     one lucky or unlucky run, and the peak RSS stays the worst seen."""
-    runs = [measure_once() for _ in range(max(1, n))]
     ordered = sorted(runs, key=lambda r: r["wall_s"])
     r = dict(ordered[len(ordered) // 2])
     r["walls_s"] = [round(x["wall_s"], 2) for x in runs]
@@ -101,6 +105,57 @@ def median_of(n: int, measure_once) -> dict:
         r[k] = max(x[k] for x in runs)
     r["peak_rss_per_proc_mb"] = max((x["peak_rss_per_proc_mb"] for x in runs), key=lambda v: v[:1])
     return r
+
+
+def round_robin(n: int, measures: dict, progress=None) -> dict[str, dict]:
+    """Run every `measures[name]()` once per round, n rounds; each name's
+    runs summarized as by `summarize`.
+
+    Rounds, not one mode's runs back to back: this host's speed drifts by
+    tens of percent over a bench (on 2026-12-03 the same 2M-row direct run
+    took 15–17 s in one hour and 28–29 s in the next), so modes measured in
+    separate blocks of time compared the host's moods as much as the code.
+    Interleaved, a ratio compares runs made minutes apart."""
+    runs: dict[str, list[dict]] = {name: [] for name in measures}
+    for i in range(max(1, n)):
+        for name, measure_once in measures.items():
+            r = measure_once()
+            runs[name].append(r)
+            if progress:
+                progress(f"round {i + 1}/{n}: {name} {r['wall_s']:.2f} s")
+    return {name: summarize(rs) for name, rs in runs.items()}
+
+
+def fresh_page_cost(mib: int = 512, idle_s: float = 5.0, root: str | None = None) -> dict:
+    """CPU seconds per GiB to write new files into the page cache, after
+    `idle_s` of rest ("cold") and again at once ("warm").
+
+    On this VM (virtio_balloon, free page reporting) memory the guest freed
+    and left idle for a few seconds goes back to the host, and touching it
+    again costs ~3 s of CPU per GiB instead of ~0.3 s. Every hexsieve run
+    writes ~1.2 GB (shuffle shards and Parquet) and the floor ~0.4 GB, so
+    the bench records this figure beside its rates: it explains much of the
+    system time and of the swings between benches."""
+    import tempfile
+    block = os.urandom(1 << 20) * 32  # 32 MiB, written mib/32 times
+    d = tempfile.mkdtemp(prefix="hexsieve-pagecost-", dir=root)
+
+    def once() -> float:
+        t = time.process_time()
+        for i in range(max(1, mib // 32)):
+            with open(os.path.join(d, f"f{i}"), "wb") as f:
+                f.write(block)
+        cost = (time.process_time() - t) * 1024 / mib
+        for name in os.listdir(d):
+            os.unlink(os.path.join(d, name))
+        return cost
+    try:
+        time.sleep(idle_s)
+        cold = once()
+        warm = once()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return {"cold_cpu_s_per_gib": round(cold, 2), "warm_cpu_s_per_gib": round(warm, 2)}
 
 
 def reporter(results: dict, unit: str = "rows", width: int = 34):
