@@ -76,17 +76,17 @@ def main() -> None:
         modes["hexsieve direct (2 processes)"] = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
     measures = {name: (lambda extra=extra: hexsieve(d, os.path.join(a.root, "out-hexsieve"), extra))
                 for name, extra in modes.items()}
+    # The baselines read the same inputs as hexsieve (without denylist and entropy).
+    inputs = ["--witnesses", f"{d}/witnesses-*.jsonl", "--beacons", f"{d}/beacons-*.jsonl.gz",
+              "--registry", f"{d}/registry.csv"]
     if "floor" not in skip:
         out_f = os.path.join(a.root, "out-floor")
         measures["floor (pyarrow only, no Beam)"] = lambda: run_fresh(out_f, [
-            PY, os.path.join(HERE, "floor_witness.py"), "--witnesses", f"{d}/witnesses-*.jsonl",
-            "--beacons", f"{d}/beacons-*.jsonl.gz", "--registry", f"{d}/registry.csv", "--out", out_f])
+            PY, os.path.join(HERE, "floor_witness.py"), *inputs, "--out", out_f])
     if "per_record" not in skip:
         out_p = os.path.join(a.root, "out-per-record")
         measures["per-record Beam (dict per record)"] = lambda: run_fresh(out_p, [
-            PY, os.path.join(HERE, "per_record_witness.py"), "--witnesses", f"{d}/witnesses-*.jsonl",
-            "--beacons", f"{d}/beacons-*.jsonl.gz", "--registry", f"{d}/registry.csv", "--out", out_p,
-            *PER_RECORD_BEAM])
+            PY, os.path.join(HERE, "per_record_witness.py"), *inputs, "--out", out_p, *PER_RECORD_BEAM])
     if "dask" not in skip:
         for w in (1, 2):
             measures[f"hexsieve dask ({w} worker{'s' if w > 1 else ''})"] = (

@@ -86,11 +86,6 @@ def run_hexsieve(args: list[str], out: str) -> dict:
     return r
 
 
-def median_of(n: int, measure_once) -> dict:
-    """Run `measure_once()` n times; see `summarize`."""
-    return summarize([measure_once() for _ in range(max(1, n))])
-
-
 def summarize(runs: list[dict]) -> dict:
     """The run with the median wall time, with every wall time (`walls_s`,
     in the order run) and the highest peak RSS of any run.
@@ -137,15 +132,17 @@ def fresh_page_cost(mib: int = 512, idle_s: float = 5.0, root: str | None = None
     the bench records this figure beside its rates: it explains much of the
     system time and of the swings between benches."""
     import tempfile
-    block = os.urandom(1 << 20) * 32  # 32 MiB, written mib/32 times
+    block = os.urandom(1 << 20) * 32  # 32 MiB per file
     d = tempfile.mkdtemp(prefix="hexsieve-pagecost-", dir=root)
+
+    n_files = max(1, mib // 32)
 
     def once() -> float:
         t = time.process_time()
-        for i in range(max(1, mib // 32)):
+        for i in range(n_files):
             with open(os.path.join(d, f"f{i}"), "wb") as f:
                 f.write(block)
-        cost = (time.process_time() - t) * 1024 / mib
+        cost = (time.process_time() - t) * 1024 / (32 * n_files)
         for name in os.listdir(d):
             os.unlink(os.path.join(d, name))
         return cost
