@@ -1,6 +1,7 @@
 """Imagery pipeline throughput and memory against a floor (pyarrow read, one
 H3 cell per row, Parquet write; no Beam) and a per-record Beam pipeline
-(json.loads per line, dict per record), on 2M generated frames.
+(json.loads per line, dict per record), on 2M generated frames. Timed modes
+run in rounds, as in bench_witness.py (see measure.round_robin).
 
     .venv/bin/python benchmarks/bench_imagery.py [--rows 2000000] [--files 8] [--skip per_record]
 """
@@ -11,7 +12,11 @@ import os
 import shutil
 import time
 
-from measure import HERE, HX, PER_RECORD_BEAM, PY, ROOT, reporter, run, run_hexsieve, save_results
+from measure import (HERE, HX, PER_RECORD_BEAM, PY, ROOT, fresh_page_cost, reporter, round_robin, run,
+                     run_fresh, run_hexsieve, save_results)
+
+FLOOR = "floor (pyarrow + H3, no Beam)"
+PER_RECORD = "per-record Beam (dict per record)"
 
 
 def ensure_data(rows: int, files: int, root: str) -> tuple[str, float | None]:
@@ -42,8 +47,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=8)
     ap.add_argument("--root", default=os.path.join(ROOT, "bench_out"))
     ap.add_argument("--skip", default="", help="comma list of: floor,per_record,one_worker,processes")
-    ap.add_argument("--repeat", type=int, default=2,
-                    help="runs per hexsieve mode and floor; the fastest counts (shared machines are noisy)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds: every timed mode runs once per round, and its median run is reported")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     os.makedirs(a.root, exist_ok=True)
@@ -51,7 +56,6 @@ def main() -> None:
     if gen_s is not None:
         print(f"generated in {gen_s:.1f} s (incl. interpreter start)")
     results: dict[str, dict] = {}
-
     report = reporter(results, width=36)
 
     modes = {"hexsieve imagery (direct, 2 threads)": []}
@@ -60,40 +64,36 @@ def main() -> None:
     if "processes" not in skip:
         modes["hexsieve imagery (direct, 2 processes)"] = ["--direct_num_workers=2",
                                                            "--direct_running_mode=multi_processing"]
-    n = None
-    def best_of(fn):
-        runs = [fn() for _ in range(max(1, a.repeat))]
-        return min(runs, key=lambda r: r["wall_s"])
-
-    for name, extra in modes.items():
-        r = best_of(lambda: hexsieve(d, os.path.join(a.root, "out-imagery"), extra))
-        n = r["records"]
-        report(name, r, n)
-        print(f"    pipeline {r['pipeline_s']:.2f} s; {r['counts']['by_table']}")
-    best_name = max(results, key=lambda k: results[k]["rows_per_s"])
-    best = results[best_name]
+    measures = {name: (lambda extra=extra: hexsieve(d, os.path.join(a.root, "out-imagery"), extra))
+                for name, extra in modes.items()}
+    frame_args = [x for p in frames(d) for x in ("--frames", p)]
     if "floor" not in skip:
-        out = os.path.join(a.root, "out-imagery-floor")
-
-        def floor():
-            shutil.rmtree(out, ignore_errors=True)
-            return run([PY, os.path.join(HERE, "floor_imagery.py"), *[x for p in frames(d) for x in ("--frames", p)],
-                        "--out", out], cwd=ROOT)
-        r = best_of(floor)
-        report("floor (pyarrow + H3, no Beam)", r, n)
+        out_f = os.path.join(a.root, "out-imagery-floor")
+        measures[FLOOR] = lambda: run_fresh(out_f, [PY, os.path.join(HERE, "floor_imagery.py"), *frame_args,
+                                                    "--out", out_f])
     if "per_record" not in skip:
-        out = os.path.join(a.root, "out-imagery-per-record")
-        shutil.rmtree(out, ignore_errors=True)
-        r = run([PY, os.path.join(HERE, "per_record_imagery.py"), *[x for p in frames(d) for x in ("--frames", p)],
-                 "--out", out, *PER_RECORD_BEAM], cwd=ROOT)
-        report("per-record Beam (dict per record)", r, n)
+        out_p = os.path.join(a.root, "out-imagery-per-record")
+        measures[PER_RECORD] = lambda: run_fresh(out_p, [PY, os.path.join(HERE, "per_record_imagery.py"),
+                                                         *frame_args, "--out", out_p, *PER_RECORD_BEAM])
+    host = {"before": fresh_page_cost(root=a.root)}
+    print(f"host fresh-page cost before: {host['before']}", flush=True)
+    summary = round_robin(a.repeat, measures, progress=lambda m: print("  " + m, flush=True))
+    host["after"] = fresh_page_cost(root=a.root)
+    print(f"host fresh-page cost after:  {host['after']}  (CPU s per GiB written into new page-cache pages)")
+    n = summary[next(iter(modes))]["records"]  # every mode reads the same frames; the baselines are rated on them
+    for name, r in summary.items():
+        report(name, r, n)
+        if name in modes:
+            print(f"    pipeline {r['pipeline_s']:.2f} s; {r['counts']['by_table']}")
+    best_name = max(modes, key=lambda k: results[k]["rows_per_s"])
+    best = results[best_name]
     print()
     print(f"best hexsieve mode: {best_name}")
-    if "floor (pyarrow + H3, no Beam)" in results:
-        print(f"hexsieve / floor      = {best['rows_per_s'] / results['floor (pyarrow + H3, no Beam)']['rows_per_s']:.2f}")
-    if "per-record Beam (dict per record)" in results:
-        print(f"hexsieve / per-record = {best['rows_per_s'] / results['per-record Beam (dict per record)']['rows_per_s']:.2f}")
-    save_results(os.path.join(a.root, "bench_imagery.json"), results)
+    if FLOOR in results:
+        print(f"hexsieve / floor      = {best['rows_per_s'] / results[FLOOR]['rows_per_s']:.2f}")
+    if PER_RECORD in results:
+        print(f"hexsieve / per-record = {best['rows_per_s'] / results[PER_RECORD]['rows_per_s']:.2f}")
+    save_results(os.path.join(a.root, "bench_imagery.json"), {**results, "host fresh-page cost": host})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import shutil
 
 from measure import (HERE, HX, PER_RECORD_BEAM, PY, ROOT, fresh_page_cost, reporter, round_robin, run,
-                     run_hexsieve, save_results)
+                     run_fresh, run_hexsieve, save_results)
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -44,12 +44,6 @@ def hexsieve(d: str, out: str, extra: list[str]) -> dict:
     return run_hexsieve(["batch", "witness", "--beacons", f"{d}/beacons-*.jsonl.gz",
                          "--witnesses", f"{d}/witnesses-*.jsonl", "--registry", f"{d}/registry.csv",
                          "--denylist", f"{d}/denylist.csv", "--entropy", f"{d}/entropy.jsonl", *extra], out)
-
-
-def run_fresh(out: str, cmd: list[str]) -> dict:
-    """`run(cmd)` into an empty `out`, as every hexsieve run gets."""
-    shutil.rmtree(out, ignore_errors=True)
-    return run(cmd, cwd=ROOT)
 
 
 def main() -> None:

@@ -72,6 +72,12 @@ def run(cmd: list[str], env=None, cwd=None) -> dict:
             "stdout": out, "stderr": err}
 
 
+def run_fresh(out: str, cmd: list[str]) -> dict:
+    """`run(cmd)` into an empty `out`, as every hexsieve run gets."""
+    shutil.rmtree(out, ignore_errors=True)
+    return run(cmd, cwd=ROOT)
+
+
 def run_hexsieve(args: list[str], out: str) -> dict:
     """`hexsieve <args> --out OUT` from a clean OUT, measured by `run`, plus
     what its run manifest says: input records, pipeline seconds, counts."""
@@ -90,9 +96,11 @@ def summarize(runs: list[dict]) -> dict:
     """The run with the median wall time, with every wall time (`walls_s`,
     in the order run) and the highest peak RSS of any run.
 
-    One run of a 2M-row job varies by ±0.4 s here (12–13 s runs), enough to
-    flip a ratio around its target; the median of three does not hang on
-    one lucky or unlucky run, and the peak RSS stays the worst seen."""
+    Back-to-back runs of the 2M-record witness job differ by up to ~1.5 s
+    (12–14 s runs on 2026-12-03), enough to flip a ratio around its target;
+    the median of three does not hang on one lucky or unlucky run, and the
+    peak RSS stays the worst seen. Slower drift is what the rounds are for
+    (see round_robin)."""
     ordered = sorted(runs, key=lambda r: r["wall_s"])
     r = dict(ordered[len(ordered) // 2])
     r["walls_s"] = [round(x["wall_s"], 2) for x in runs]

@@ -6,6 +6,7 @@ so every reader here loops.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -182,19 +183,36 @@ def sha256_file(uri: str) -> str:
 def write_bytes(uri: str, data: bytes) -> None:
     """Write then rename, so no reader ever sees a partial file at `uri`; a
     failed write (disk full) removes its temporary file."""
+    with writing(uri) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def writing(uri: str) -> Iterator["pa.NativeFile"]:
+    """An Arrow output stream onto `uri` that appears there only when whole:
+    written under a temporary name, renamed on success, removed on failure.
+
+    Arrow writers (IPC, Parquet) write straight into it. Building a file in
+    memory first and then copying it out touches every byte's memory twice,
+    and on this VM a page not touched for a few seconds costs several times
+    the copy (the balloon has handed it back to the host): 518 MB of witness
+    shards took 1.6 s of CPU that way against 0.34 s streamed to the file."""
+    import pyarrow as pa
     from transforms import hooks
     tmp = f"{uri}.tmp-{os.getpid()}"
+    local = "://" not in uri
     parent = os.path.dirname(uri)
-    if parent and "://" not in uri:
+    if parent and local:
         os.makedirs(parent, exist_ok=True)
     try:
         hooks.check_space(uri)
-        if "://" not in uri:
-            with open(tmp, "wb") as f:  # local fast path: no Beam file object overhead
-                f.write(memoryview(data))
+        if local:  # no Beam file object in the way of Arrow's own writes
+            with pa.OSFile(tmp, "wb") as f:
+                yield f
         else:
-            with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                f.write(bytes(data))
+            with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as raw, \
+                    pa.PythonFile(raw, mode="w") as f:
+                yield f
     except BaseException:
         try:
             if FileSystems.exists(tmp):
@@ -202,7 +220,7 @@ def write_bytes(uri: str, data: bytes) -> None:
         except Exception:
             pass
         raise
-    if "://" not in uri:
+    if local:
         os.replace(tmp, uri)  # atomic on POSIX
     else:
         if FileSystems.exists(uri):
@@ -210,6 +228,24 @@ def write_bytes(uri: str, data: bytes) -> None:
         FileSystems.rename([tmp], [uri])
     if "/_staging/" in uri and "/data/" in uri:
         hooks.pause("write")
+
+
+def size_and_sha256(uri: str) -> tuple[int, str]:
+    """Size and sha256 of a file just written, read back through the page
+    cache in pieces (into one reused buffer: no fresh memory per file)."""
+    h, n = hashlib.sha256(), 0
+    if "://" in uri:
+        for chunk in iter_bytes(uri, decompress=False):
+            h.update(chunk)
+            n += len(chunk)
+        return n, h.hexdigest()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(uri, "rb", buffering=0) as f:
+        while k := f.readinto(buf):
+            h.update(view[:k])
+            n += k
+    return n, h.hexdigest()
 
 
 def is_special(uri: str) -> str | None:

@@ -59,27 +59,22 @@ def _unpack(t: pa.Table) -> pa.Table:
 
 
 def ipc_bytes(t: pa.Table) -> pa.Buffer:
-    """The table as an Arrow IPC file (see ipc_file)."""
-    return ipc_file(t.schema, t.to_batches())
+    """The table as an Arrow IPC file in memory (what write_ipc writes)."""
+    sink = pa.BufferOutputStream()
+    _write_ipc_file(sink, t.schema, t.to_batches())
+    return sink.getvalue()
 
 
-def ipc_file(schema: pa.Schema, batches: list[pa.RecordBatch]) -> pa.Buffer:
-    """Record batches as an Arrow IPC file, written into a buffer of its exact
-    size (a growing BufferOutputStream reallocates and copies as it doubles)."""
-    opts = pa.ipc.IpcWriteOptions(**IPC_OPTIONS)
-    mock = pa.MockOutputStream()
-    with pa.ipc.new_file(mock, schema, options=opts) as w:
+def _write_ipc_file(sink, schema: pa.Schema, batches: list[pa.RecordBatch]) -> None:
+    with pa.ipc.new_file(sink, schema, options=pa.ipc.IpcWriteOptions(**IPC_OPTIONS)) as w:
         for rb in batches:
             w.write_batch(rb)
-    buf = pa.allocate_buffer(mock.size())
-    with pa.ipc.new_file(pa.FixedSizeBufferWriter(buf), schema, options=opts) as w:
-        for rb in batches:
-            w.write_batch(rb)
-    return buf
 
 
 def write_ipc(uri: str, t: pa.Table) -> None:
-    fileio.write_bytes(uri, ipc_bytes(_pack(t)))  # a pa.Buffer: written without a copy
+    t = _pack(t)
+    with fileio.writing(uri) as f:  # streamed to the file: see fileio.writing
+        _write_ipc_file(f, t.schema, t.to_batches())
 
 
 def read_ipc(uri: str) -> pa.Table:
@@ -87,9 +82,11 @@ def read_ipc(uri: str) -> pa.Table:
 
 
 def write_shard(uri: str, parts: list[pa.Table]) -> None:
-    """Tables of one schema as one IPC file, part k as record batch k."""
+    """Tables of one schema as one IPC file, part k as record batch k,
+    streamed to the file (see fileio.writing)."""
     batches = [_one_batch(_pack(p)) for p in parts]
-    fileio.write_bytes(uri, ipc_file(batches[0].schema, batches))
+    with fileio.writing(uri) as f:
+        _write_ipc_file(f, batches[0].schema, batches)
 
 
 def _one_batch(t: pa.Table) -> pa.RecordBatch:

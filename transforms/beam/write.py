@@ -28,11 +28,31 @@ _UNIQUE = {"data", "signature", "record_sha256", "beacon_record_sha256", "local_
 
 def parquet_bytes(t: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
+    _write_parquet(t, sink)
+    return sink.getvalue()
+
+
+def write_parquet(uri: str, t: pa.Table) -> tuple[int, str]:
+    """Write `t` as Parquet at `uri` (atomically); its size and sha256.
+
+    A local file is streamed to disk and hashed by reading it back from the
+    page cache: cheaper here than building it in memory first (see
+    fileio.writing). An object store gets one upload of the bytes built in
+    memory, not an upload and a download."""
+    if "://" in uri:
+        data = parquet_bytes(t)
+        fileio.write_bytes(uri, data)
+        return len(data), hashlib.sha256(data).hexdigest()
+    with fileio.writing(uri) as f:
+        _write_parquet(t, f)
+    return fileio.size_and_sha256(uri)
+
+
+def _write_parquet(t: pa.Table, sink) -> None:
     dict_cols = [f.name for f in t.schema if f.name not in _UNIQUE
                  and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_list(f.type))]
     stats_cols = [f.name for f in t.schema if f.name not in _UNIQUE]
     pq.write_table(t, sink, use_dictionary=dict_cols, write_statistics=stats_cols, **PARQUET_OPTIONS)
-    return sink.getvalue()
 
 
 def date_parts(t: pa.Table, column: str | None, unit: str, fixed: str | None
@@ -125,12 +145,10 @@ class WriteParquet(beam.DoFn):
         t = self._stamp(t)
         for d, rows in date_parts(t, self.date_column, self.date_unit, self.fixed_date):
             sub = t if rows is None else t.filter(pa.array(rows))
-            data = parquet_bytes(sub)
             rel = f"{self.table}/date={d}/part-{part_id}.parquet"
-            fileio.write_bytes(fileio.join(self.staging, "data", rel), data)
+            size, sha = write_parquet(fileio.join(self.staging, "data", rel), sub)
             yield {"receipt": "output", "table": self.table, "date": d, "path": rel,
-                   "rows": sub.num_rows, "bytes": len(data),
-                   "sha256": hashlib.sha256(data).hexdigest(), **counts(sub, self.accounted)}
+                   "rows": sub.num_rows, "bytes": size, "sha256": sha, **counts(sub, self.accounted)}
 
     def _stamp(self, t: pa.Table) -> pa.Table:
         n = t.num_rows

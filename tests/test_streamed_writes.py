@@ -1,0 +1,62 @@
+"""Outputs and shards are streamed to their files (fileio.writing) instead of
+built in memory first: a file still appears only whole, a failure half-way
+leaves neither it nor a temporary file, and the bytes and their receipt's
+sha256 are those the in-memory writer produced."""
+import hashlib
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from transforms import fileio
+from transforms.beam.shuffle import read_shard, write_shard
+from transforms.beam.write import parquet_bytes, write_parquet
+
+
+def _table(n: int = 20_000) -> pa.Table:
+    rng = np.random.default_rng(7)
+    return pa.table({"data": [f"p-{k}" for k in rng.integers(0, 10**9, n)],
+                     "signal": pa.array(rng.integers(-1400, -400, n), pa.int32()),
+                     "source_uri": ["file:///in/a.jsonl"] * n})
+
+
+def test_a_write_failing_half_way_leaves_the_previous_file_and_no_temporary(tmp_path):
+    uri = str(tmp_path / "d" / "x.bin")
+    fileio.write_bytes(uri, b"previous")
+    with pytest.raises(RuntimeError, match="half-way"):
+        with fileio.writing(uri) as f:
+            f.write(b"new bytes, " * 1000)
+            assert open(uri, "rb").read() == b"previous"  # not visible before the end
+            raise RuntimeError("failed half-way")
+    assert open(uri, "rb").read() == b"previous"
+    assert os.listdir(tmp_path / "d") == ["x.bin"]
+
+
+def test_streamed_parquet_is_byte_identical_to_in_memory_and_its_digest_is_the_files(tmp_path):
+    t = _table()
+    uri = str(tmp_path / "part.parquet")
+    size, sha = write_parquet(uri, t)
+    data = open(uri, "rb").read()
+    assert data == parquet_bytes(t).to_pybytes()
+    assert (size, sha) == (len(data), hashlib.sha256(data).hexdigest())
+    assert pq.read_table(uri).equals(t)
+    assert os.listdir(tmp_path) == ["part.parquet"]
+
+
+def test_size_and_sha256_reads_a_file_longer_than_its_buffer(tmp_path):
+    data = os.urandom(3 * (1 << 20) + 12345)
+    p = tmp_path / "big.bin"
+    p.write_bytes(data)
+    assert fileio.size_and_sha256(str(p)) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_a_streamed_shard_gives_back_each_part_as_its_batch(tmp_path):
+    t = _table()
+    parts = [t.slice(0, 5), t.slice(5, 12_000), t.slice(12_005)]
+    uri = str(tmp_path / "shuffle" / "s.arrow")
+    write_shard(uri, parts)
+    for k, p in enumerate(parts):
+        assert read_shard(uri, k).equals(p)
+    assert os.listdir(tmp_path / "shuffle") == ["s.arrow"]
