@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from apache_beam.io.localfilesystem import LocalFileSystem
 
 from transforms import fileio
 from transforms.beam.shuffle import read_shard, write_shard
@@ -60,3 +61,49 @@ def test_a_streamed_shard_gives_back_each_part_as_its_batch(tmp_path):
     for k, p in enumerate(parts):
         assert read_shard(uri, k).equals(p)
     assert os.listdir(tmp_path / "shuffle") == ["s.arrow"]
+
+
+class _RemoteLikeFileSystem(LocalFileSystem):
+    """A scheme that is not a local path (as gs:// or s3:// are not), over
+    local files: sends fileio.writing down its object-store branch, where
+    Arrow writes through a Python file object from Beam's FileSystems."""
+
+    @classmethod
+    def scheme(cls):
+        return "remotelike"
+
+    @staticmethod
+    def _local(path: str) -> str:
+        return path[len("remotelike://"):] if path.startswith("remotelike://") else path
+
+    def create(self, path, *a, **k):
+        return super().create(self._local(path), *a, **k)
+
+    def open(self, path, *a, **k):
+        return super().open(self._local(path), *a, **k)
+
+    def exists(self, path):
+        return super().exists(self._local(path))
+
+    def delete(self, paths):
+        return super().delete([self._local(p) for p in paths])
+
+    def rename(self, sources, destinations):
+        return super().rename([self._local(p) for p in sources], [self._local(p) for p in destinations])
+
+
+def test_the_object_store_branch_writes_whole_files_and_cleans_up_after_a_failure(tmp_path):
+    t = _table(5000)
+    local = tmp_path / "shuffle" / "s.arrow"
+    local.parent.mkdir()
+    remote = f"remotelike://{local}"
+    write_shard(remote, [t.slice(0, 100), t.slice(100)])
+    assert read_shard(str(local), 1).equals(t.slice(100))
+    size, sha = write_parquet(f"remotelike://{tmp_path}/p.parquet", t)
+    data = (tmp_path / "p.parquet").read_bytes()
+    assert data == parquet_bytes(t).to_pybytes() and (size, sha) == (len(data), hashlib.sha256(data).hexdigest())
+    with pytest.raises(RuntimeError):
+        with fileio.writing(f"remotelike://{tmp_path}/shuffle/t.arrow") as f:
+            f.write(b"partial")
+            raise RuntimeError("worker lost")
+    assert sorted(p.name for p in (tmp_path / "shuffle").iterdir()) == ["s.arrow"]

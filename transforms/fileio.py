@@ -194,9 +194,9 @@ def writing(uri: str) -> Iterator["pa.NativeFile"]:
 
     Arrow writers (IPC, Parquet) write straight into it. Building a file in
     memory first and then copying it out touches every byte's memory twice,
-    and on this VM a page not touched for a few seconds costs several times
-    the copy (the balloon has handed it back to the host): 518 MB of witness
-    shards took 1.6 s of CPU that way against 0.34 s streamed to the file."""
+    and fresh memory is dear on this VM (see benchmarks/measure.py,
+    fresh_page_cost): writing the 2M-record benchmark's 518 MB of witness
+    shards took 1.6 CPU-s built in memory, 0.34 s streamed to the files."""
     import pyarrow as pa
     from transforms import hooks
     tmp = f"{uri}.tmp-{os.getpid()}"
@@ -210,8 +210,9 @@ def writing(uri: str) -> Iterator["pa.NativeFile"]:
             with pa.OSFile(tmp, "wb") as f:
                 yield f
         else:
-            with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as raw, \
-                    pa.PythonFile(raw, mode="w") as f:
+            # Closing the PythonFile closes Beam's writer, which finishes the upload.
+            with pa.PythonFile(FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED),
+                               mode="w") as f:
                 yield f
     except BaseException:
         try:
