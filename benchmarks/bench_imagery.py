@@ -12,8 +12,8 @@ import os
 import shutil
 import time
 
-from measure import (HERE, HX, PER_RECORD_BEAM, PY, ROOT, fresh_page_cost, reporter, round_robin, run,
-                     run_fresh, run_hexsieve, save_results)
+from measure import (HERE, HX, PER_RECORD_BEAM, PY, ROOT, reporter, run, run_fresh, run_hexsieve, save_results,
+                     timed_rounds)
 
 FLOOR = "floor (pyarrow + H3, no Beam)"
 PER_RECORD = "per-record Beam (dict per record)"
@@ -75,11 +75,7 @@ def main() -> None:
         out_p = os.path.join(a.root, "out-imagery-per-record")
         measures[PER_RECORD] = lambda: run_fresh(out_p, [PY, os.path.join(HERE, "per_record_imagery.py"),
                                                          *frame_args, "--out", out_p, *PER_RECORD_BEAM])
-    host = {"before": fresh_page_cost(root=a.root)}
-    print(f"host fresh-page cost before: {host['before']}", flush=True)
-    summary = round_robin(a.repeat, measures, progress=lambda m: print("  " + m, flush=True))
-    host["after"] = fresh_page_cost(root=a.root)
-    print(f"host fresh-page cost after:  {host['after']}  (CPU s per GiB written into new page-cache pages)")
+    summary, host = timed_rounds(a.repeat, measures, a.root)
     n = summary[next(iter(modes))]["records"]  # every mode reads the same frames; the baselines are rated on them
     for name, r in summary.items():
         report(name, r, n)

@@ -14,8 +14,8 @@ import os
 import shutil
 import time
 
-from measure import (HERE, HX, PER_RECORD_BEAM, PY, ROOT, fresh_page_cost, reporter, round_robin, run,
-                     run_fresh, run_hexsieve, save_results)
+from measure import (HERE, HX, PER_RECORD_BEAM, PY, ROOT, reporter, run, run_fresh, run_hexsieve, save_results,
+                     timed_rounds)
 
 FLOOR = "floor (pyarrow only, no Beam)"
 PER_RECORD = "per-record Beam (dict per record)"
@@ -78,11 +78,7 @@ def main() -> None:
                                                          "--readings", f"{d}/readings-*.jsonl*",
                                                          "--stations", f"{d}/stations.csv", "--out", out_p,
                                                          *PER_RECORD_BEAM])
-    host = {"before": fresh_page_cost(root=a.root)}
-    print(f"host fresh-page cost before: {host['before']}", flush=True)
-    summary = round_robin(a.repeat, measures, progress=lambda m: print("  " + m, flush=True))
-    host["after"] = fresh_page_cost(root=a.root)
-    print(f"host fresh-page cost after:  {host['after']}  (CPU s per GiB written into new page-cache pages)")
+    summary, host = timed_rounds(a.repeat, measures, a.root)
     for name, r in summary.items():
         # Each rate counts what that pipeline reads: hexsieve every record,
         # the floor the rows it wrote, per-record Beam the JSON Lines records.

@@ -15,8 +15,8 @@ import argparse
 import os
 import shutil
 
-from measure import (HERE, HX, PER_RECORD_BEAM, PY, ROOT, fresh_page_cost, reporter, round_robin, run,
-                     run_fresh, run_hexsieve, save_results)
+from measure import (HERE, HX, PER_RECORD_BEAM, PY, ROOT, reporter, run, run_fresh, run_hexsieve, save_results,
+                     timed_rounds)
 
 
 def ensure_data(rows: int, files: int, root: str) -> str:
@@ -85,12 +85,9 @@ def main() -> None:
         for w in (1, 2):
             measures[f"hexsieve dask ({w} worker{'s' if w > 1 else ''})"] = (
                 lambda w=w: hexsieve(d, os.path.join(a.root, "out-dask"), ["--runner", "dask", "--dask-workers", str(w)]))
-    host = {"before": fresh_page_cost(root=a.root)}
-    print(f"host fresh-page cost before: {host['before']}", flush=True)
-    for name, r in round_robin(a.repeat, measures, progress=lambda m: print("  " + m, flush=True)).items():
+    summary, host = timed_rounds(a.repeat, measures, a.root)
+    for name, r in summary.items():
         report(name, r, n_w)
-    host["after"] = fresh_page_cost(root=a.root)
-    print(f"host fresh-page cost after:  {host['after']}  (CPU s per GiB written into new page-cache pages)")
     best_name = max((k for k in results if k.startswith("hexsieve direct")), key=lambda k: results[k]["rows_per_s"])
     best = results[best_name]
     print()

@@ -129,6 +129,17 @@ def round_robin(n: int, measures: dict, progress=None) -> dict[str, dict]:
     return {name: summarize(rs) for name, rs in runs.items()}
 
 
+def timed_rounds(n: int, measures: dict, root: str) -> tuple[dict[str, dict], dict]:
+    """`round_robin` between two readings of the host's fresh-page cost
+    (printed as they come, and returned for the results file)."""
+    host = {"before": fresh_page_cost(root=root)}
+    print(f"host fresh-page cost before: {host['before']}", flush=True)
+    summary = round_robin(n, measures, progress=lambda m: print("  " + m, flush=True))
+    host["after"] = fresh_page_cost(root=root)
+    print(f"host fresh-page cost after:  {host['after']}  (CPU s per GiB written into new page-cache pages)")
+    return summary, host
+
+
 def fresh_page_cost(mib: int = 512, idle_s: float = 5.0, root: str | None = None) -> dict:
     """CPU seconds per GiB to write new files into the page cache, after
     `idle_s` of rest ("cold") and again at once ("warm").

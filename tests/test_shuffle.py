@@ -13,8 +13,7 @@ import pytest
 from schemas.provenance import SOURCE_FIELDS
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from transforms.beam.shuffle import (RUN_ENCODED, StageByKey, ipc_bytes, load_group, read_ipc, read_shard,
-                                     write_ipc)
+from transforms.beam.shuffle import RUN_ENCODED, StageByKey, load_group, read_ipc, read_shard, write_ipc
 from transforms.beam.spread import partition_salts
 from transforms.keys import buckets
 
@@ -154,15 +153,6 @@ def test_provenance_that_varies_per_row_round_trips(tmp_path, nulls):
                                                         pa.string()))
     write_ipc(str(tmp_path / "v.arrow"), t)
     assert read_ipc(str(tmp_path / "v.arrow")).equals(t, check_metadata=True)
-
-
-def test_ipc_buffer_is_exactly_the_file():
-    t = _rows(1000, ["file:///in/a.jsonl"])
-    buf = ipc_bytes(t)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, t.schema) as w:
-        w.write_table(t)
-    assert buf.equals(sink.getvalue())
 
 
 def test_salted_keys_carry_their_bucket_and_salt(tmp_path):

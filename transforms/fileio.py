@@ -174,10 +174,7 @@ def open_ranged(uri: str):
 
 
 def sha256_file(uri: str) -> str:
-    h = hashlib.sha256()
-    for chunk in iter_bytes(uri, decompress=False):
-        h.update(chunk)
-    return h.hexdigest()
+    return size_and_sha256(uri)[1]
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -232,8 +229,10 @@ def writing(uri: str) -> Iterator["pa.NativeFile"]:
 
 
 def size_and_sha256(uri: str) -> tuple[int, str]:
-    """Size and sha256 of a file just written, read back through the page
-    cache in pieces (into one reused buffer: no fresh memory per file)."""
+    """Size and sha256 of a file's stored bytes (compressed files are not
+    decompressed). A local file is read in pieces into one reused buffer, so
+    hashing an input or an output just written takes no fresh memory per
+    piece (see writing)."""
     h, n = hashlib.sha256(), 0
     if "://" in uri:
         for chunk in iter_bytes(uri, decompress=False):

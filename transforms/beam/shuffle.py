@@ -58,13 +58,6 @@ def _unpack(t: pa.Table) -> pa.Table:
     return t
 
 
-def ipc_bytes(t: pa.Table) -> pa.Buffer:
-    """The table as an Arrow IPC file in memory (what write_ipc writes)."""
-    sink = pa.BufferOutputStream()
-    _write_ipc_file(sink, t.schema, t.to_batches())
-    return sink.getvalue()
-
-
 def _write_ipc_file(sink, schema: pa.Schema, batches: list[pa.RecordBatch]) -> None:
     with pa.ipc.new_file(sink, schema, options=pa.ipc.IpcWriteOptions(**IPC_OPTIONS)) as w:
         for rb in batches:
