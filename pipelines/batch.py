@@ -8,6 +8,7 @@ its transforms between the shared read and write steps.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import re
@@ -257,6 +258,10 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
     prog = threading.Thread(target=_progress_loop, args=(staging, len(all_files), stop, s.progress), daemon=True)
     prog.start()
     t_run = time.monotonic()
+    # Everything alive now (modules, the graph, reference tables) lives to
+    # the end of the run: frozen, it is no longer rescanned by every full
+    # collection the run's allocations trigger.
+    gc.freeze()
     try:
         result = p.run()
         try:

@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> None:
     # mimalloc: peak RSS on the 2M-row benchmark fell from 1.18 to 0.92 GB.
     # Set before pyarrow is imported; dask workers started from here inherit it.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    # Nothing here calls BLAS; numpy's OpenBLAS would still start a thread
+    # per core at import (seen spinning in a perf profile of the 2M-record
+    # run). Dask workers get the same from runner._local_cluster.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _quiet_beam()
     _load()
     from pipelines import stderr_filter

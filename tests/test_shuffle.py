@@ -1,8 +1,8 @@
 """The keyed shuffle through staged Arrow IPC shards (transforms/beam/shuffle.py):
-every row lands in exactly one batch of its key's bucket, comes back unchanged,
-a staged table is one file whatever the bucket count, a reader fetches only its
-bucket's batch, and the per-file provenance strings are stored run-end encoded
-on disk."""
+every row lands in exactly one span of its key's bucket, comes back unchanged,
+a staged table is one file whatever the bucket count, a reader fetches exactly
+its bucket's span, and the per-file provenance strings are stored run-end
+encoded on disk."""
 import os
 
 import numpy as np
@@ -41,10 +41,10 @@ def test_every_row_lands_once_in_its_bucket_and_comes_back_unchanged(tmp_path):
     out = list(StageByKey(str(tmp_path), "payload", "witness", "data", n).process(t))
     expect = buckets(t.column("data"), n)
     seen = []
-    for (bucket, salt), (kind, uri, batch) in out:
+    for (bucket, salt), (kind, uri, span) in out:
         assert salt == 0  # no salts given
         assert kind == "witness" and os.path.exists(uri)
-        shard = read_shard(uri, batch)
+        shard = read_shard(uri, span)
         assert shard.schema.equals(SCHEMA, check_metadata=True)  # plain strings again, metadata kept
         assert set(buckets(shard.column("data"), n).tolist()) == {bucket}
         seen.append(shard)
@@ -57,15 +57,20 @@ def test_every_row_lands_once_in_its_bucket_and_comes_back_unchanged(tmp_path):
 
 
 @pytest.mark.parametrize("n_buckets", [1, 7, 64])
-def test_a_staged_table_is_one_file_with_a_batch_per_bucket(tmp_path, n_buckets):
-    """The shard count grows with the tables staged, not with tables × buckets."""
+def test_a_staged_table_is_one_file_with_a_stream_per_bucket(tmp_path, n_buckets):
+    """The shard count grows with the tables staged, not with tables × buckets;
+    the buckets' spans tile the file, each one whole IPC stream of one batch."""
     t = _rows(3000, ["file:///in/a.jsonl"], seed=4)
     out = list(StageByKey(str(tmp_path), "payload", "witness", "data", n_buckets).process(t))
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) == 1 and {uri for _, (_, uri, _) in out} == {str(files[0])}
-    reader = pa.ipc.open_file(pa.memory_map(str(files[0])))
-    assert reader.num_record_batches == len(out) == len(set(buckets(t.column("data"), n_buckets).tolist()))
-    assert sorted(batch for _, (_, _, batch) in out) == list(range(len(out)))
+    assert len(out) == len(set(buckets(t.column("data"), n_buckets).tolist()))
+    spans = sorted(span for _, (_, _, span) in out)
+    assert spans[0][0] == 0 and sum(length for _, length in spans) == files[0].stat().st_size
+    assert all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))
+    data = files[0].read_bytes()
+    for offset, length in spans:
+        assert len(list(pa.ipc.open_stream(pa.py_buffer(data[offset:offset + length])))) == 1
 
 
 class _CountingFileSystem(LocalFileSystem):
@@ -92,14 +97,24 @@ class _CountingFileSystem(LocalFileSystem):
 def test_a_remote_shard_is_read_by_ranges_only_for_its_bucket(tmp_path):
     t = _rows(20000, ["file:///in/a.jsonl"], seed=6)
     out = list(StageByKey(str(tmp_path), "payload", "witness", "data", 16).process(t))
-    (_, (_, uri, _)) = out[0]
-    size = os.path.getsize(uri)
-    for (bucket, _), (_, local, batch) in out[:3]:
+    for (bucket, _), (_, local, span) in out[:3]:
         _CountingFileSystem.read_bytes = 0
-        got = read_shard(f"countingtest://{local}", batch)
-        assert got.equals(read_shard(local, batch))
+        got = read_shard(f"countingtest://{local}", span)
+        assert got.equals(read_shard(local, span))
         assert set(buckets(got.column("data"), 16).tolist()) == {bucket}
-        assert 0 < _CountingFileSystem.read_bytes < size / 4  # its batch and the footer, not the file
+        assert _CountingFileSystem.read_bytes == span[1]  # its span, and not a byte of the rest
+
+
+def test_a_truncated_shard_fails_loudly_instead_of_reading_short(tmp_path):
+    t = _rows(2000, ["file:///in/a.jsonl"], seed=7)
+    out = list(StageByKey(str(tmp_path), "payload", "witness", "data", 4).process(t))
+    (_, (_, uri, _)) = out[0]
+    last = max(span for _, (_, _, span) in out)
+    with open(uri, "r+b") as f:
+        f.truncate(last[0] + last[1] // 2)
+    for path in (uri, f"countingtest://{uri}"):
+        with pytest.raises(OSError, match="expected"):
+            read_shard(path, last)
 
 
 def test_load_group_rebuilds_a_bucket_from_its_shards(tmp_path):
@@ -127,9 +142,9 @@ def test_provenance_strings_are_run_end_encoded_on_disk(tmp_path):
         assert pa.types.is_run_end_encoded(raw.schema.field(name).type), name
         assert len(raw.column(name).chunk(0).values) == 1  # one run: one file
     out = list(StageByKey(str(tmp_path / "staged"), "payload", "witness", "data", 5).process(t))
-    reader = pa.ipc.open_file(pa.memory_map(out[0][1][1]))
-    for k in range(reader.num_record_batches):  # shuffle shards too, every bucket's batch
-        rb = reader.get_batch(k)
+    shard = open(out[0][1][1], "rb").read()
+    for _, (_, _, (offset, length)) in out:  # shuffle shards too, every bucket's stream
+        rb = pa.ipc.open_stream(pa.py_buffer(shard[offset:offset + length])).read_next_batch()
         for name in RUN_ENCODED:
             assert pa.types.is_run_end_encoded(rb.schema.field(name).type) and len(rb.column(name).values) == 1
     sink = pa.BufferOutputStream()  # the same table written as is
@@ -160,9 +175,9 @@ def test_salted_keys_carry_their_bucket_and_salt(tmp_path):
     salts = (5, 0, 9, 2)
     out = list(StageByKey(str(tmp_path), "payload", "witness", "data", 4, salts).process(t))
     assert len(out) == 4
-    for (bucket, salt), (_, uri, batch) in out:
+    for (bucket, salt), (_, uri, span) in out:
         assert salt == salts[bucket]
-        assert set(buckets(read_shard(uri, batch).column("data"), 4).tolist()) == {bucket}
+        assert set(buckets(read_shard(uri, span).column("data"), 4).tolist()) == {bucket}
 
 
 @pytest.mark.parametrize("n_buckets, n_partitions", [(22, 16), (32, 16), (24, 8), (5, 12)])

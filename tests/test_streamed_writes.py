@@ -57,9 +57,9 @@ def test_a_streamed_shard_gives_back_each_part_as_its_batch(tmp_path):
     t = _table()
     parts = [t.slice(0, 5), t.slice(5, 12_000), t.slice(12_005)]
     uri = str(tmp_path / "shuffle" / "s.arrow")
-    write_shard(uri, parts)
-    for k, p in enumerate(parts):
-        assert read_shard(uri, k).equals(p)
+    spans = write_shard(uri, parts)
+    for span, p in zip(spans, parts):
+        assert read_shard(uri, span).equals(p)
     assert os.listdir(tmp_path / "shuffle") == ["s.arrow"]
 
 
@@ -97,8 +97,9 @@ def test_the_object_store_branch_writes_whole_files_and_cleans_up_after_a_failur
     local = tmp_path / "shuffle" / "s.arrow"
     local.parent.mkdir()
     remote = f"remotelike://{local}"
-    write_shard(remote, [t.slice(0, 100), t.slice(100)])
-    assert read_shard(str(local), 1).equals(t.slice(100))
+    spans = write_shard(remote, [t.slice(0, 100), t.slice(100)])
+    assert read_shard(str(local), spans[1]).equals(t.slice(100))
+    assert sum(length for _, length in spans) == local.stat().st_size
     size, sha = write_parquet(f"remotelike://{tmp_path}/p.parquet", t)
     data = (tmp_path / "p.parquet").read_bytes()
     assert data == parquet_bytes(t).to_pybytes() and (size, sha) == (len(data), hashlib.sha256(data).hexdigest())
