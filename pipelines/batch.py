@@ -260,7 +260,9 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
     t_run = time.monotonic()
     # Everything alive now (modules, the graph, reference tables) lives to
     # the end of the run: frozen, it is no longer rescanned by every full
-    # collection the run's allocations trigger.
+    # collection the run's allocations trigger. Unfrozen after the run, so
+    # a process that runs many jobs (scheduled runs, tests) can still
+    # collect each run's graph once it is garbage.
     gc.freeze()
     try:
         result = p.run()
@@ -271,6 +273,7 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
             if client is not None:
                 client.close()
     finally:
+        gc.unfreeze()
         stop.set()
         prog.join()
     t_pipe = time.monotonic() - t_run

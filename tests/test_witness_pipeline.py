@@ -56,6 +56,14 @@ def test_accounting_adds_up_per_file(sample_run):
         assert rows[f["uri"]] == f["records"]
 
 
+def test_a_run_leaves_nothing_frozen_from_the_garbage_collector(sample_run):
+    """The run freezes what is alive at its start (pipelines/batch.py) and
+    unfreezes it at the end: a process running many jobs (scheduled runs)
+    must still be able to collect each finished run's graph."""
+    import gc
+    assert gc.get_freeze_count() == 0
+
+
 def test_every_reason_code_appears_in_sample_output(sample_run):
     out, _ = sample_run
     seen = {r[0] for r in q(out, "SELECT DISTINCT unnest(reasons) FROM read_parquet('OUT/witness/*/*.parquet') "
