@@ -131,3 +131,15 @@ def test_a_wrong_row_number_costs_time_never_a_record(tmp_path, monkeypatch):
     wrong = _read(uri)
     _check(lines, *wrong)
     assert wrong[0].equals(right[0]) and wrong[1].equals(right[1])
+
+
+def test_a_blank_line_and_a_two_object_line_cannot_balance_into_shifted_line_numbers(tmp_path):
+    # pyarrow makes no row of a line of spaces and two rows of a line holding
+    # two objects: in one chunk the row count matches the line count, and
+    # trusting it would give every row between them its neighbour's line
+    # number, raw text and hash (what the fast path did before).
+    lines = [_good(i) for i in range(40)]
+    lines.insert(10, b"   ")
+    lines.insert(20, b'{"pub_key": "k"}{"pub_key": "j"}')
+    uri = _write(tmp_path, lines)
+    _check(lines, *_read(uri))
