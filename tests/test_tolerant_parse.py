@@ -47,17 +47,18 @@ def _write(tmp_path, lines: list[bytes]):
 
 
 def _read(uri, chunk_bytes=1 << 20):
-    recs, quar = [], []
+    """(records, quarantine rows by line, FileStats) of one file."""
+    recs, quar, stats = [], [], None
     for kind, x in parse.read_file(uri, WITNESS, chunk_bytes=chunk_bytes):
         if kind == "records":
             recs.append(x)
         elif kind == "quarantine":
             quar.append(x)
         else:
-            _read.stats = x
+            stats = x
     recs = pa.concat_tables(recs) if recs else None
     quar = pa.concat_tables(quar).sort_by("source_record") if quar else None
-    return recs, quar
+    return recs, quar, stats
 
 
 def _dirty_file(tmp_path, n_good=12_000, positions=None, seed=3):
@@ -70,7 +71,7 @@ def _dirty_file(tmp_path, n_good=12_000, positions=None, seed=3):
     return _write(tmp_path, lines), lines
 
 
-def _check(lines, recs, quar):
+def _check(lines, recs, quar, stats):
     want_good = [(i + 1, l) for i, l in enumerate(lines) if l not in BAD and l not in BLANK]
     want_bad = [(i + 1, l, BAD[l]) for i, l in enumerate(lines) if l in BAD]
     assert recs.num_rows == len(want_good)
@@ -81,7 +82,6 @@ def _check(lines, recs, quar):
     assert quar.column("source_record").to_pylist() == [n for n, _, _ in want_bad]
     assert quar.column("raw_record").to_pylist() == [l for _, l, _ in want_bad]
     assert quar.column("error_code").to_pylist() == [c for _, _, c in want_bad]
-    stats = _read.stats
     assert stats.blank_lines == sum(l in BLANK for l in lines)
     assert stats.records == len(want_good) + len(want_bad) == stats.parsed + stats.quarantined
 
@@ -111,8 +111,8 @@ def test_a_bad_line_costs_about_one_span_reparse_not_a_parse_per_line(tmp_path, 
 
     monkeypatch.setattr(parse, "_read_block", counting)
     uri, lines = _dirty_file(tmp_path, n_good=20_000, positions=list(range(500, 20_000, 2_000)))
-    recs, quar = _read(uri, chunk_bytes=64 << 20)   # one chunk
-    _check(lines, recs, quar)
+    recs, quar, stats = _read(uri, chunk_bytes=64 << 20)   # one chunk
+    _check(lines, recs, quar, stats)
     n_bad = quar.num_rows
     # One try of the whole chunk, 16 spans, then per bad line a split of its
     # span in three; the line holding two objects (its error names no line)

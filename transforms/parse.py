@@ -105,8 +105,8 @@ def _read_block(buf, nlines: int, schema: pa.Schema, longest: int = 64 << 20,
     """Parse `buf` (bytes or a zero-copy buffer) of `nlines` lines.
 
     `whole` parses it as one block on one thread: an error then names its
-    row counted from the start of `buf`, which `_parse_tolerant` uses to
-    find a bad line without bisecting."""
+    row counted from the start of `buf`, which `_settle` uses to find a bad
+    line without bisecting."""
     opts = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore",
                                newlines_in_values=False)
     # Blocks of a few MiB let pyarrow parse in parallel; a block must still
@@ -147,8 +147,8 @@ def _parse_buf(buf, nlines: int, longest: int, schema: pa.Schema,
     column with alternatives arrived in another JSON kind, retry that column
     with its next alternative (guided by pyarrow's error), then convert back
     to the primary type. A block mixing kinds in one column still fails."""
-    if not ascii_known and not (buf.isascii() if isinstance(buf, bytes) else False):
-        # ASCII (the common case) is valid UTF-8, checked without decoding.
+    # ASCII (the common case) is valid UTF-8, checked without decoding.
+    if not (ascii_known or (isinstance(buf, bytes) and buf.isascii())):
         try:
             # pyarrow.json copies invalid UTF-8 into string columns unchecked;
             # the per-line fallback then names the offending lines.
@@ -206,12 +206,13 @@ def _parse_tolerant(lines: "list[bytes] | BlockLines", nums, schema: pa.Schema, 
     """Parse lines; returns (tables, row-index arrays into `lines`) of the good ones.
     `joined`, when given, is exactly `b"\\n".join(lines)` (the chunk as read),
     which spares re-joining what was just split."""
+    if joined is None:
+        joined = b"\n".join(lines)
     try:
         return [_parse_block(lines, schema, alternatives, joined)], [np.arange(len(lines))]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    view = lines if isinstance(lines, BlockLines) else \
-        BlockLines(joined if joined is not None else b"\n".join(lines))
+    view = lines if isinstance(lines, BlockLines) else BlockLines(joined)
     return _settle(view, nums, schema, bad, alternatives)
 
 
@@ -282,7 +283,8 @@ def _error_row(err: Exception, view: "BlockLines", a: int, b: int) -> int | None
     if isinstance(err, NotUTF8):
         at = view.starts[a] + err.position
     elif (m := _ERROR_ROW.match(msg)) is not None:
-        return a + int(m.group(1)) if int(m.group(1)) < b - a else None
+        row = a + int(m.group(1))
+        return row if row < b else None
     elif (m := _CONVERT_ERROR.search(msg)) is not None:
         # A value the column's type can't hold ("couldn't parse:1e400") is
         # named, not its row: its first occurrence in the span is a guess.
