@@ -69,17 +69,9 @@ def landing_files(src: SourceConfig, day: Date) -> tuple[dict[str, list[fileio.F
                 if os.path.basename(m.path).startswith((".", "_")):
                     continue
                 files[m.path] = fileio.FileInfo(m.path, int(m.size_in_bytes))
-            if "://" not in pat:
-                # Beam's glob skips directories and broken links without a word;
-                # a landing entry that silently vanishes is the worst outcome.
-                import glob as _glob
-                for p in _glob.glob(pat):
-                    if p in files or os.path.basename(p).startswith((".", "_")):
-                        continue
-                    why = ("is a directory" if os.path.isdir(p) else
-                           f"is a broken symbolic link (to {os.readlink(p)})" if os.path.islink(p) else
-                           "cannot be listed")
-                    raise RunFailed(f"landing entry {p} {why}; remove it or narrow the glob {pat}")
+            skipped = fileio.unlisted_entry(pat, set(files))
+            if skipped:
+                raise RunFailed(f"landing entry {skipped[0]} {skipped[1]}; remove it or narrow the glob {pat}")
         found[kind] = sorted(files.values(), key=lambda f: f.uri)
     return found, patterns
 

@@ -100,3 +100,43 @@ def test_a_run_whose_quarantine_lands_on_a_date_does_not_replace_that_dates_data
     after = rows_by_date(out, "sensor")
     assert after["2026-11-19"] == before["2026-11-19"]
     assert sum(rows_by_date(out, "quarantine").values()) == 5
+
+
+@pytest.mark.parametrize("text, line_no", [
+    ("null\n{obj}\n", 1), ("  null\n{obj}\n", 1), ("nul\n{obj}\n", 1),
+    ("{obj}\n null\n{obj}\n", 2), ("{obj}\n{obj}\nnull", 3)])
+def test_a_json_lines_registry_with_a_null_line_is_refused_in_one_line(tmp_path, text, line_no):
+    # pyarrow 25's JSON reader kills the process (SIGSEGV) on a first value
+    # of `null`: the driver read the registry and died without a word. A
+    # `null` further down became a row of nulls and a message about a
+    # non-nullable column that named neither the file nor the line.
+    reg = tmp_path / "registry.jsonl"
+    reg.write_text(text.replace("{obj}", '{"pub_key": "k", "location": "8c1fb46622dd1ff"}'))
+    r = hx("batch", "witness", f"--beacons={W}/beacons-*.jsonl.gz", f"--witnesses={W}/witnesses-*.jsonl",
+           f"--registry={reg}", f"--out={tmp_path / 'out'}", "--quiet")
+    assert r.returncode == 2, (r.returncode, r.stderr[-300:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"cannot parse {reg}: line {line_no} is not a JSON object" in lines[0], lines[0]
+    assert not (tmp_path / "out" / "witness").exists()
+
+
+@pytest.mark.parametrize("entry", ["directory", "broken link"])
+def test_a_glob_that_matches_a_directory_or_a_broken_link_is_refused_naming_it(tmp_path, entry):
+    # Beam's glob skips both without a word: the batch run went ahead one
+    # file short and its manifest's accounting still added up.
+    land = tmp_path / "land"
+    land.mkdir()
+    shutil.copy(f"{W}/witnesses-0000.jsonl", land / "witnesses-0000.jsonl")
+    odd = land / "witnesses-0001.jsonl"
+    if entry == "directory":
+        odd.mkdir()
+    else:
+        os.symlink(tmp_path / "gone.jsonl", odd)
+    r = hx("batch", "witness", f"--beacons={W}/beacons-*.jsonl.gz", f"--witnesses={land}/witnesses-*.jsonl",
+           f"--registry={W}/registry.csv", f"--out={tmp_path / 'out'}", "--quiet")
+    assert r.returncode == 2, (r.returncode, r.stderr[-300:])
+    lines = r.stderr.strip().splitlines()
+    why = "is a directory" if entry == "directory" else f"is a broken symbolic link (to {tmp_path / 'gone.jsonl'})"
+    assert lines == [f"error: --witnesses: {odd} {why}; remove it or narrow the glob {land}/witnesses-*.jsonl"], lines
+    assert not (tmp_path / "out" / "witness").exists()

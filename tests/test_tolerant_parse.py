@@ -2,13 +2,16 @@
 its line number and record hash, and every bad line is quarantined with the
 reason a parse of that line alone gives, wherever the bad lines sit (and a
 line of only spaces, which pyarrow skips without a row, cannot shift the
-line numbers of the rows after it); finding
+line numbers of the rows after it, and a `null` line, which pyarrow reads as
+a row of nulls or crashes on, is a line that is not an object); finding
 them costs about one re-parse of a span per bad line, not a parse per line;
 and a wrong row number in pyarrow's error costs time, never a record."""
 import hashlib
 import json
 import math
 import random
+import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
@@ -25,6 +28,9 @@ BAD = {
     b'{"pub_key": "k", "timestamp": 99999999999999999999999}': "wrong_type",  # no row in pyarrow's error
     b'{"pub_key": "k"}{"pub_key": "j"}': "malformed_json",               # two objects on one line
     b'{"pub_key": "\xff\xfe", "data": "AAAA"}': "bad_encoding",           # invalid UTF-8
+    b"null": "not_an_object",                       # pyarrow: a row of nulls, or a crash if first
+    b"  null": "not_an_object",
+    b"nullify": "malformed_json",
 }
 
 
@@ -143,3 +149,48 @@ def test_a_blank_line_and_a_two_object_line_cannot_balance_into_shifted_line_num
     lines.insert(20, b'{"pub_key": "k"}{"pub_key": "j"}')
     uri = _write(tmp_path, lines)
     _check(lines, *_read(uri))
+
+
+def test_a_null_line_is_not_an_object_not_a_record_missing_its_fields(tmp_path):
+    # pyarrow reads a `null` line inside a block as a row of nulls, which
+    # then looked like a record missing every required field.
+    lines = [_good(i) for i in range(30)]
+    lines.insert(7, b"null")
+    uri = _write(tmp_path, lines)
+    recs, quar, stats = _read(uri)
+    assert quar.column("source_record").to_pylist() == [8]
+    assert quar.column("error_code").to_pylist() == ["not_an_object"]
+    assert quar.column("error").to_pylist() == ["expected a JSON object, got NoneType"]
+    _check(lines, recs, quar, stats)
+
+
+READ_IN_CHILD = """
+import json, sys
+from transforms import parse
+from transforms.witness.source import WITNESS
+out = {"records": [], "quarantine": []}
+for kind, x in parse.read_file(sys.argv[1], WITNESS, chunk_bytes=int(sys.argv[2])):
+    if kind == "records":
+        out["records"] += x.column("source_record").to_pylist()
+    elif kind == "quarantine":
+        out["quarantine"] += list(zip(x.column("source_record").to_pylist(), x.column("error_code").to_pylist()))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("where", ["first line of the file", "first line of a later chunk"])
+def test_a_block_that_starts_with_null_is_read_not_a_crash(tmp_path, where):
+    # pyarrow 25's JSON reader dies with SIGSEGV on a block whose first value
+    # is `null`: one such line took the whole run down. Read in a child
+    # process so that a crash fails this test instead of the test session.
+    lines = [_good(i) for i in range(200)]
+    at = 0 if where.startswith("first line of the file") else 100
+    lines[at] = b"null"
+    uri = _write(tmp_path, lines)
+    chunk = 1 << 20 if at == 0 else sum(len(l) + 1 for l in lines[:at])   # the chunk ends just before it
+    r = subprocess.run([sys.executable, "-c", READ_IN_CHILD, uri, str(chunk)], capture_output=True, text=True,
+                       timeout=120, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert r.returncode == 0, f"reader died ({r.returncode}): {r.stderr[-500:]}"
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["quarantine"] == [[at + 1, "not_an_object"]]
+    assert out["records"] == [i + 1 for i in range(200) if i != at]

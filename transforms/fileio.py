@@ -49,6 +49,9 @@ def match(patterns: list[str] | str, what: str = "input") -> list[FileInfo]:
         # explicitly is read whatever its name.
         files = [m for m in res.metadata_list
                  if not _has_glob(pat) or not os.path.basename(m.path).startswith((".", "_"))]
+        skipped = unlisted_entry(pat, {m.path for m in files})
+        if skipped:
+            raise InputError(f"{what}: {skipped[0]} {skipped[1]}; remove it or narrow the glob {pat}")
         if not files:
             kind = "glob matches no file" if _has_glob(pat) else "file not found"
             raise InputError(f"{what}: {kind}: {pat}")
@@ -57,6 +60,27 @@ def match(patterns: list[str] | str, what: str = "input") -> list[FileInfo]:
             if key not in found:
                 found[key] = FileInfo(m.path, int(m.size_in_bytes))
     return sorted(found.values(), key=lambda f: f.uri)
+
+
+def unlisted_entry(pat: str, listed: set[str]) -> tuple[str, str] | None:
+    """A local entry the glob `pat` names that Beam's match left out, and why.
+
+    Beam's glob skips directories and broken symbolic links without a word;
+    an input that silently vanishes from a run is the worst outcome, so the
+    caller refuses the run naming it. Entries named "_…" or ".…" are skipped
+    on purpose (writers' temporary files) and are not reported."""
+    if "://" in pat or not _has_glob(pat):
+        return None
+    import glob
+    for p in sorted(glob.glob(pat)):
+        if p in listed or os.path.basename(p).startswith((".", "_")):
+            continue
+        if os.path.isfile(p):  # listed under another spelling
+            continue
+        return p, ("is a directory" if os.path.isdir(p) else
+                   f"is a broken symbolic link (to {os.readlink(p)})" if os.path.islink(p) else
+                   "cannot be listed")
+    return None
 
 
 def identity(uri: str) -> object:

@@ -208,17 +208,22 @@ def _parse_tolerant(lines: "list[bytes] | BlockLines", nums, schema: pa.Schema, 
     which spares re-joining what was just split."""
     if joined is None:
         joined = b"\n".join(lines)
-    try:
-        return [_parse_block(lines, schema, alternatives, joined)], [np.arange(len(lines))]
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
     view = lines if isinstance(lines, BlockLines) else BlockLines(joined)
-    return _settle(view, nums, schema, bad, alternatives)
+    led = view.n_led()
+    if not led.any():
+        try:
+            return [_parse_block(lines, schema, alternatives, joined)], [np.arange(len(lines))]
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return _settle(view, nums, schema, bad, alternatives, led)
 
 
 def _settle(view: "BlockLines", nums, schema: pa.Schema, bad: Bad,
-            alternatives: Mapping[str, tuple] | None) -> tuple[list[pa.Table], list[np.ndarray]]:
-    """Good and bad lines of a block whose one-piece parse failed.
+            alternatives: Mapping[str, tuple] | None, led: np.ndarray | None = None
+            ) -> tuple[list[pa.Table], list[np.ndarray]]:
+    """Good and bad lines of a block whose one-piece parse failed, or that
+    holds lines led by "n" (`led`, see BlockLines.n_led): those are judged
+    alone and never reach pyarrow.
 
     The block is cut in 16 spans, each parsed as one zero-copy slice; a span
     that fails is cut at the line pyarrow's error names ("in row N", or the
@@ -242,10 +247,18 @@ def _settle(view: "BlockLines", nums, schema: pa.Schema, bad: Bad,
     step = -(-n // 16) if n > 256 else n
     # Spans are pushed last first: the stack pops them, and every later
     # split, in line order, so the good tables come out in line order.
-    stack = [(a, min(a + step, n)) for a in range(0, n, step)][::-1] if n else []
+    spans = [(a, min(a + step, n)) for a in range(0, n, step)] if n else []
+    alone = set(np.flatnonzero(led).tolist()) if led is not None else set()
+    if alone:
+        spans = _cut_at(spans, sorted(alone))
+    stack = spans[::-1]
     while stack:
         a, b = stack.pop()
         if a >= b:
+            continue
+        if a in alone:
+            line = view[a]
+            bad.add(int(nums[a]), line, *(_classify(line) or ("malformed_json", "not a JSON object")))
             continue
         try:
             t = _parse_buf(mv[starts[a]:ends[b - 1]], b - a, int(lengths[a:b].max()), schema,
@@ -275,6 +288,18 @@ def _settle(view: "BlockLines", nums, schema: pa.Schema, bad: Bad,
         # Downstream steps get one table per chunk in line order.
         return [pa.concat_tables(tables, promote_options="default")], [idx]
     return tables, [idx]
+
+
+def _cut_at(spans: list[tuple[int, int]], rows: list[int]) -> list[tuple[int, int]]:
+    """`spans` (in order, contiguous) with each of `rows` (sorted) made a span of its own."""
+    out, k = [], 0
+    for a, b in spans:
+        while k < len(rows) and rows[k] < b:
+            r = rows[k]
+            out += [(a, r), (r, r + 1)]
+            a, k = r + 1, k + 1
+        out.append((a, b))
+    return [(a, b) for a, b in out if a < b]
 
 
 def _error_row(err: Exception, view: "BlockLines", a: int, b: int) -> int | None:
@@ -481,6 +506,23 @@ class BlockLines:
             return False
         first = np.frombuffer(self.block, np.uint8)[np.minimum(self.starts, len(self.block) - 1)]
         return bool(np.isin(first[self.lengths > 0], _SPACE).any())
+
+    def n_led(self) -> np.ndarray:
+        """Which lines start with "n" after any leading whitespace: `null` or
+        not JSON, never an object. pyarrow 25's JSON reader crashes the
+        process (SIGSEGV) on a block whose first value is `null`, and makes
+        a row of nulls of a `null` line anywhere else (which would then pass
+        for a record missing its fields); such lines are judged alone instead."""
+        n = len(self)
+        out = np.zeros(n, dtype=bool)
+        if not len(self.block):
+            return out
+        first = np.frombuffer(self.block, np.uint8)[np.minimum(self.starts, len(self.block) - 1)]
+        nonempty = self.lengths > 0
+        out[:] = nonempty & (first == ord("n"))
+        for i in np.flatnonzero(nonempty & np.isin(first, _SPACE)).tolist():
+            out[i] = self[i].lstrip()[:1] == b"n"
+        return out
 
     def arrow(self) -> pa.Array:
         """Every line as one large_binary column (the block without its newlines)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -9,6 +10,9 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from transforms import fileio
+
+# A line whose first non-blank byte is "n": `null` or not JSON, never an object.
+_NULL_LINE = re.compile(rb"\n[ \t\r]*n")
 
 
 def read_table(uri: str, what: str) -> pa.Table:
@@ -26,6 +30,14 @@ def read_table(uri: str, what: str) -> pa.Table:
         if low.endswith((".jsonl", ".json", ".ndjson")):
             if not data.strip():
                 raise fileio.InputError(f"{what}: {uri} is empty")
+            # pyarrow 25's JSON reader crashes the process on a first value of
+            # `null`, and makes a row of nulls of one further down.
+            null = _NULL_LINE.search(b"\n" + data)
+            if null:
+                at = null.start()
+                line_no = data.count(b"\n", 0, at) + 1
+                raise fileio.InputError(f"{what}: cannot parse {uri}: line {line_no} is not a JSON object "
+                                        f"(starts with {data[at:at + 12].lstrip()!r})")
             return pajson.read_json(io.BytesIO(data))
     except fileio.InputError:
         raise

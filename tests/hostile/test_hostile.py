@@ -69,6 +69,12 @@ LINE_CLASSES = {
                                     [(1, "not_an_object", "got list")], 0),
     "string_instead_of_object": ("witnesses-h-str.jsonl", lambda: around(b'"hello"'),
                                  [(2, "not_an_object", "got str")], 2),
+    # pyarrow reads a `null` line as a row of nulls, and dies (SIGSEGV) on
+    # a block whose first value is `null`.
+    "null_line": ("witnesses-h-nullline.jsonl", lambda: around(b"null"),
+                  [(2, "not_an_object", "got NoneType")], 2),
+    "null_first_line": ("witnesses-h-nullfirst.jsonl", lambda: b"null\n" + around(j(obj(1))),
+                        [(1, "not_an_object", "got NoneType")], 3),
     "not_json": ("witnesses-h-text.jsonl", lambda: around(b"pub_key=112abc signal=-900"),
                  [(2, "malformed_json", "not JSON")], 2),
     "wrong_type_string_for_int": ("witnesses-h-wrongtype.jsonl", lambda: around(j(obj(1, signal="strong"))),
