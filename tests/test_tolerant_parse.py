@@ -9,6 +9,7 @@ and a wrong row number in pyarrow's error costs time, never a record."""
 import hashlib
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -164,6 +165,7 @@ def test_a_null_line_is_not_an_object_not_a_record_missing_its_fields(tmp_path):
     _check(lines, recs, quar, stats)
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 READ_IN_CHILD = """
 import json, sys
 from transforms import parse
@@ -189,7 +191,7 @@ def test_a_block_that_starts_with_null_is_read_not_a_crash(tmp_path, where):
     uri = _write(tmp_path, lines)
     chunk = 1 << 20 if at == 0 else sum(len(l) + 1 for l in lines[:at])   # the chunk ends just before it
     r = subprocess.run([sys.executable, "-c", READ_IN_CHILD, uri, str(chunk)], capture_output=True, text=True,
-                       timeout=120, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+                       timeout=120, cwd=ROOT)
     assert r.returncode == 0, f"reader died ({r.returncode}): {r.stderr[-500:]}"
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["quarantine"] == [[at + 1, "not_an_object"]]

@@ -8,6 +8,7 @@ ends up either in a parsed table or in a quarantine table with its raw bytes.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -248,10 +249,9 @@ def _settle(view: "BlockLines", nums, schema: pa.Schema, bad: Bad,
     # Spans are pushed last first: the stack pops them, and every later
     # split, in line order, so the good tables come out in line order.
     spans = [(a, min(a + step, n)) for a in range(0, n, step)] if n else []
-    alone = set(np.flatnonzero(led).tolist()) if led is not None else set()
-    if alone:
-        spans = _cut_at(spans, sorted(alone))
-    stack = spans[::-1]
+    rows = np.flatnonzero(led).tolist() if led is not None else []
+    alone = set(rows)
+    stack = _cut_at(spans, rows)[::-1] if rows else spans[::-1]
     while stack:
         a, b = stack.pop()
         if a >= b:
@@ -500,12 +500,20 @@ class BlockLines:
     def longest(self) -> int:
         return int(self.lengths.max())
 
-    def any_indented(self) -> bool:
-        """Whether some non-empty line starts with whitespace (as bytes.strip counts it)."""
+    @functools.cached_property
+    def _indented(self) -> np.ndarray:
+        """Which non-empty lines start with whitespace (as bytes.strip counts it)."""
+        return (self.lengths > 0) & np.isin(self._first, _SPACE)
+
+    @functools.cached_property
+    def _first(self) -> np.ndarray:
+        """Each line's first byte (a placeholder for an empty line: mask with lengths > 0)."""
         if not len(self.block):
-            return False
-        first = np.frombuffer(self.block, np.uint8)[np.minimum(self.starts, len(self.block) - 1)]
-        return bool(np.isin(first[self.lengths > 0], _SPACE).any())
+            return np.zeros(len(self), np.uint8)
+        return np.frombuffer(self.block, np.uint8)[np.minimum(self.starts, len(self.block) - 1)]
+
+    def any_indented(self) -> bool:
+        return bool(self._indented.any())
 
     def n_led(self) -> np.ndarray:
         """Which lines start with "n" after any leading whitespace: `null` or
@@ -513,14 +521,8 @@ class BlockLines:
         process (SIGSEGV) on a block whose first value is `null`, and makes
         a row of nulls of a `null` line anywhere else (which would then pass
         for a record missing its fields); such lines are judged alone instead."""
-        n = len(self)
-        out = np.zeros(n, dtype=bool)
-        if not len(self.block):
-            return out
-        first = np.frombuffer(self.block, np.uint8)[np.minimum(self.starts, len(self.block) - 1)]
-        nonempty = self.lengths > 0
-        out[:] = nonempty & (first == ord("n"))
-        for i in np.flatnonzero(nonempty & np.isin(first, _SPACE)).tolist():
+        out = (self.lengths > 0) & (self._first == ord("n"))
+        for i in np.flatnonzero(self._indented).tolist():
             out[i] = self[i].lstrip()[:1] == b"n"
         return out
 
