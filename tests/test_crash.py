@@ -28,7 +28,7 @@ def base(tmp_path_factory):
 def start_paused(cfg: str, point: str, tmp: str) -> tuple[subprocess.Popen, str]:
     sig = os.path.join(tmp, f"paused-{point}")
     env = dict(os.environ, HEXSIEVE_TEST_PAUSE_AT=point, HEXSIEVE_TEST_PAUSE_SIGNAL=sig,
-               HEXSIEVE_TEST_PAUSE_SECONDS="120")
+               HEXSIEVE_TEST_PAUSE_SECONDS="120", TMPDIR=tmp)  # a killed run's Beam temp folder stays here
     p = subprocess.Popen([HEXSIEVE, "run", "--config", cfg, "--date", D1, "--now", NOW, "--quiet"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 90

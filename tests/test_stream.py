@@ -145,7 +145,11 @@ def _interrupt(landing, out, *, env=None, sig=signal.SIGKILL, after=None, args=N
     flag = os.path.join(out + ".pause")
     if os.path.exists(flag):
         os.unlink(flag)
-    e = dict(os.environ, **(env or {}), HEXSIEVE_TEST_PAUSE_SIGNAL=flag)
+    # A process killed mid-run cannot remove Beam's per-pipeline temp folder:
+    # keep it in the test's own directory rather than the machine's /tmp.
+    tmp = out + ".tmp"
+    os.makedirs(tmp, exist_ok=True)
+    e = dict(os.environ, **(env or {}), HEXSIEVE_TEST_PAUSE_SIGNAL=flag, TMPDIR=tmp)
     p = subprocess.Popen((args or stream_args)(landing, out, "--batch-files=1", "--no-drain"), cwd=ROOT, env=e,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
