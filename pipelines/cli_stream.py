@@ -154,8 +154,9 @@ def stream_cmd(ctx, config, sources, beacons, witnesses, registry, denylist, ent
 
 def _run_all(streams) -> list:
     """Several sources share one process as one thread each: every stream is
-    independent (own lock, state, micro-batches); the driver loop mostly
-    waits on Beam or the poll interval. One failing stops the others."""
+    independent (own lock, state, micro-batches) except that their Beam runs
+    take turns (`stream._ENGINE_LOCK`); the driver loop mostly waits on Beam
+    or the poll interval. One failing stops the others."""
     if len(streams) == 1:
         try:
             return [streams[0].run()]

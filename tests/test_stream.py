@@ -379,6 +379,34 @@ def test_stream_config_sample_max_files(tmp_path):
         assert len(rows) == 2 and {r["status"] for r in rows} == {"committed"}
 
 
+
+def test_streams_sharing_a_process_take_turns_at_beam(tmp_path):
+    """Two in-process Beam runs at once can corrupt each other's data channel
+    (Beam 2.77, multi_threading), so the sample config's three streams take
+    turns: while one stream's Beam run is held at its first file read, no
+    other stream gets a micro-batch through."""
+    out = str(tmp_path / "out")
+    flag = str(tmp_path / "paused")
+    env = dict(os.environ, HEXSIEVE_TEST_PAUSE_AT="read", HEXSIEVE_TEST_PAUSE_SIGNAL=flag,
+               HEXSIEVE_TEST_PAUSE_SECONDS="5", TMPDIR=str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "stream", "--config",
+                          os.path.join(DATA, "hexsieve.toml"), f"--out={out}", f"--now={NOW_S}",
+                          "--max-files=2", "--batch-files=1", "--poll=0.05s", "--quiet"],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: os.path.exists(flag), timeout=60)
+        time.sleep(1)  # a micro-batch whose Beam run ended just before the pause may still commit
+        during = sorted(glob.glob(f"{out}/_runs/*.json"))
+        time.sleep(3)  # 1 s before the pause ends; an unpaused micro-batch takes well under 3 s
+        assert sorted(glob.glob(f"{out}/_runs/*.json")) == during
+        _, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    docs = manifests(out)
+    assert {d["source"] for d in docs} == {"witness", "imagery", "sensor"}
+    assert sum(len(d["inputs"]) for d in docs) == 6  # --max-files=2 per source
+
 def _config(tmp_path, landing) -> str:
     cfg = tmp_path / "hexsieve.toml"
     cfg.write_text(f"""[output]
