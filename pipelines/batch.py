@@ -23,7 +23,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from pipelines import __version__, commit, locks, manifest
-from pipelines.runner import parallel_slots, pipeline_options, runner_name
+from pipelines.runner import new_pipeline, parallel_slots, pipeline_options, runner_name
 from schemas.quarantine import QUARANTINE
 from transforms import fileio
 from transforms.errors import InputError
@@ -236,23 +236,23 @@ def _execute_locked(job, s, t0, now, files, all_files, run_id, out, staging) -> 
                   run_columns={"run_id": run_id, "pipeline_version": __version__,
                                "rules_version": job.rules_version, "ingested_at": now.isoformat()},
                   settings=s, salts=partition_salts(n_buckets, 2 * slots) if by_partition else ())
-    p = beam.Pipeline(options=opts)
-    ordered = [(k, f) for k in sorted(files) for f in files[k]]
-    listed = p | "Spread" >> SpreadFiles([(k, f.uri) for k, f in ordered], [f.size for _, f in ordered],
-                                         slots, by_partition)
-    qdate = s.logical_date or now.strftime("%Y-%m-%d")
-    q_writer = WriteQuarantine(staging, "quarantine", QUARANTINE, stage.run_columns, fixed_date=qdate)
-    reader = ReadFiles(job.specs, s.chunk_bytes, s.duplicates,
-                       progress_dir=fileio.join(staging, "progress") if s.progress else None)
-    # Read, shard and write quarantine in one step: only shard references and
-    # receipts leave the task (see transforms/beam/fuse.py).
-    then = {kind: StageByKey(staging, name, kind, key, stage.n_buckets, stage.salts)
-            for kind, (name, key) in job.shard_keys.items()}
-    then.update({Q_TAG: q_writer, STATS: StatsReceipt()})
-    read = listed | "ReadAndShard" >> beam.ParDo(Fused(reader, then, rename={Q_TAG: "receipt", STATS: "receipt"}))
-    read = by_tag(read, [*job.shard_keys, "receipt"], "Route")
-    receipts = job.build(stage, {k: read[k] for k in job.shard_keys}) + [read["receipt"]]
-    _ = (receipts | "AllReceipts" >> beam.Flatten() | "WriteReceipts" >> beam.ParDo(WriteReceipt(staging)))
+    with new_pipeline(opts) as p:  # graph built here; its temp folder goes if this raises
+        ordered = [(k, f) for k in sorted(files) for f in files[k]]
+        listed = p | "Spread" >> SpreadFiles([(k, f.uri) for k, f in ordered], [f.size for _, f in ordered],
+                                             slots, by_partition)
+        qdate = s.logical_date or now.strftime("%Y-%m-%d")
+        q_writer = WriteQuarantine(staging, "quarantine", QUARANTINE, stage.run_columns, fixed_date=qdate)
+        reader = ReadFiles(job.specs, s.chunk_bytes, s.duplicates,
+                           progress_dir=fileio.join(staging, "progress") if s.progress else None)
+        # Read, shard and write quarantine in one step: only shard references and
+        # receipts leave the task (see transforms/beam/fuse.py).
+        then = {kind: StageByKey(staging, name, kind, key, stage.n_buckets, stage.salts)
+                for kind, (name, key) in job.shard_keys.items()}
+        then.update({Q_TAG: q_writer, STATS: StatsReceipt()})
+        read = listed | "ReadAndShard" >> beam.ParDo(Fused(reader, then, rename={Q_TAG: "receipt", STATS: "receipt"}))
+        read = by_tag(read, [*job.shard_keys, "receipt"], "Route")
+        receipts = job.build(stage, {k: read[k] for k in job.shard_keys}) + [read["receipt"]]
+        _ = (receipts | "AllReceipts" >> beam.Flatten() | "WriteReceipts" >> beam.ParDo(WriteReceipt(staging)))
 
     stop = threading.Event()
     prog = threading.Thread(target=_progress_loop, args=(staging, len(all_files), stop, s.progress), daemon=True)

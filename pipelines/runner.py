@@ -78,6 +78,24 @@ def parallel_slots(opts) -> tuple[int, bool]:
     return max(1, n or 1), False
 
 
+@contextlib.contextmanager
+def new_pipeline(opts):
+    """A Beam Pipeline whose local temp folder goes if building its graph
+    fails. Beam makes `beam-pipeline-temp*` in `Pipeline.__init__` and
+    removes it only at the end of `run`; a graph step that raises (a
+    reference table that cannot be staged: disk full) left one in the
+    temp dir per failed run."""
+    import shutil
+
+    import apache_beam as beam
+    p = beam.Pipeline(options=opts)
+    try:
+        yield p
+    except BaseException:
+        shutil.rmtree(p.local_tempdir, ignore_errors=True)
+        raise
+
+
 def _dask_workers(address: str | None) -> int:
     """Workers of the target cluster (the local CPU count when Beam will start its own)."""
     import os

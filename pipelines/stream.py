@@ -33,7 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines import __version__, locks, manifest, stream_commit
 from pipelines.batch import OutputTable
 from pipelines.ledger import Ledger, default_path
-from pipelines.runner import pipeline_options, runner_name
+from pipelines.runner import new_pipeline, pipeline_options, runner_name
 from schemas.quarantine import QUARANTINE
 from transforms import fileio
 from transforms.beam.read import QUARANTINE as Q_TAG, STATS, ReadFiles, quarantine_part, stats_receipt
@@ -194,25 +194,25 @@ class Stream:
                        "rules_version": self.src.rules_version, "ingested_at": now.isoformat()}
         ws = WindowSettings(self.s.allowed_lateness_ms, self.s.max_delay_ms, drain, int(now.timestamp() * 1000))
         opts = pipeline_options(self.s.beam_args, n_tasks=max(1, len(files)))
-        p = beam.Pipeline(options=opts)
-        read = (p | "ListFiles" >> beam.Create([(f.kind, f.uri) for f in files])
-                  | "Read" >> beam.ParDo(ReadFiles(self.src.specs)))
-        kinds = list(self.src.specs)
-        read = by_tag(read, [Q_TAG, STATS, *kinds], "Route", value_type=pa.Table)
-        q = (read[Q_TAG] | "NameQuarantine" >> beam.Map(quarantine_part) | "Prefix" >> beam.ParDo(_Rename(part))
-             | "WriteQuarantine" >> beam.ParDo(WriteParquet(staging, "quarantine", QUARANTINE, run_columns,
-                                                            fixed_date=now.strftime("%Y-%m-%d"))))
-        tagged = [read[k] | f"Tag[{k}]" >> beam.Map(lambda t, k=k: (k, t)) for k in kinds]
-        stepped = (tagged | "New" >> beam.Flatten() | "Gather" >> beam.combiners.ToList()
-                   | "Window" >> beam.ParDo(WindowStep(self.src.windower, st["state_dir"], state_out, part, ws)))
-        routed = by_tag(stepped, [*self.src.windower.outputs, "window"], "Emit")
-        receipts = [q, read[STATS] | "StatsReceipts" >> beam.Map(stats_receipt), routed["window"]]
-        for table in self.src.windower.outputs:
-            t = self.src.tables[table]
-            receipts.append(routed[table] | f"Write[{table}]" >> beam.ParDo(
-                WriteParquet(staging, table, t.schema, run_columns, date_column=t.date_column,
-                             accounted=t.accounted)))
-        _ = receipts | "AllReceipts" >> beam.Flatten() | "WriteReceipts" >> beam.ParDo(WriteReceipt(staging))
+        with new_pipeline(opts) as p:  # its temp folder goes if building the graph raises
+            read = (p | "ListFiles" >> beam.Create([(f.kind, f.uri) for f in files])
+                      | "Read" >> beam.ParDo(ReadFiles(self.src.specs)))
+            kinds = list(self.src.specs)
+            read = by_tag(read, [Q_TAG, STATS, *kinds], "Route", value_type=pa.Table)
+            q = (read[Q_TAG] | "NameQuarantine" >> beam.Map(quarantine_part) | "Prefix" >> beam.ParDo(_Rename(part))
+                 | "WriteQuarantine" >> beam.ParDo(WriteParquet(staging, "quarantine", QUARANTINE, run_columns,
+                                                                fixed_date=now.strftime("%Y-%m-%d"))))
+            tagged = [read[k] | f"Tag[{k}]" >> beam.Map(lambda t, k=k: (k, t)) for k in kinds]
+            stepped = (tagged | "New" >> beam.Flatten() | "Gather" >> beam.combiners.ToList()
+                       | "Window" >> beam.ParDo(WindowStep(self.src.windower, st["state_dir"], state_out, part, ws)))
+            routed = by_tag(stepped, [*self.src.windower.outputs, "window"], "Emit")
+            receipts = [q, read[STATS] | "StatsReceipts" >> beam.Map(stats_receipt), routed["window"]]
+            for table in self.src.windower.outputs:
+                t = self.src.tables[table]
+                receipts.append(routed[table] | f"Write[{table}]" >> beam.ParDo(
+                    WriteParquet(staging, table, t.schema, run_columns, date_column=t.date_column,
+                                 accounted=t.accounted)))
+            _ = receipts | "AllReceipts" >> beam.Flatten() | "WriteReceipts" >> beam.ParDo(WriteReceipt(staging))
         with _ENGINE_LOCK:
             t_run = time.monotonic()
             p.run().wait_until_finish()

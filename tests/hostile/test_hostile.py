@@ -19,6 +19,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import duckdb
 import pyarrow as pa
@@ -345,11 +346,18 @@ def disk_full_on_output(tmp_path, capsys, monkeypatch=None):
     w = os.path.join(ddir, "witnesses-0001.jsonl")
     open(w, "ab").write(good_lines()[5] + b"\n")
     os.environ["HEXSIEVE_TEST_ENOSPC"] = "/_staging/"
+    # The run fails while its graph is built (staging the reference tables):
+    # Beam's per-pipeline temp folder, made before, must go with it.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    saved, tempfile.tempdir = tempfile.tempdir, str(tmp)
     try:
         code, _, err = cli_inproc(["run", "--config", cfg, "--date", D1, "--now", NOW], capsys)
     finally:
         del os.environ["HEXSIEVE_TEST_ENOSPC"]
+        tempfile.tempdir = saved
     _one_line_error(code, err, "No space left on device", "/_staging/", "nothing committed, previous state intact")
+    assert os.listdir(tmp) == []
     assert {t: rows(out, t) for t in before} == before
     assert not os.path.exists(os.path.join(out, "_staging"))
     from pipelines.ledger import Ledger
