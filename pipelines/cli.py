@@ -89,5 +89,29 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+# Commands that leave nothing to the interpreter's teardown: every output is
+# written, closed and committed (the ledger closes its connection after each
+# use) by the time they return. Not `sql --db`: its DuckDB connection is
+# checkpointed when the interpreter frees it.
+FAST_EXIT = ("batch", "run")
+
+
+def entry(argv: list[str] | None = None) -> None:
+    """The `hexsieve` command: `main`, then, after a batch or scheduled run
+    that succeeded, leave without tearing the interpreter down.
+
+    Freeing a finished run's heap (Beam's gRPC servers and threads, Arrow's
+    pools, the graph) took 0.25–0.30 s of every 2M-record run after its
+    commit (11.7 s runs: 0.30 s from `main` returning to exit, 0.05 s with
+    this). `main` itself exits normally: tests call it in-process."""
+    args = sys.argv[1:] if argv is None else argv
+    main(args)
+    if args and args[0] in FAST_EXIT:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -186,6 +186,25 @@ def test_cli_batch_prints_summary_and_commits(tmp_path):
     assert len(glob.glob(f"{out}/_runs/*.json")) == 1
 
 
+def test_hexsieve_command_skips_interpreter_teardown_only_after_a_run(tmp_path):
+    """`hexsieve` (pipelines.cli:entry) leaves right after a successful batch
+    run, output flushed, without the interpreter's teardown (atexit handlers
+    are part of it and show whether it ran); other commands exit normally."""
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        assert tomllib.load(f)["project"]["scripts"]["hexsieve"] == "pipelines.cli:entry"
+    probe = ("import atexit, sys; atexit.register(lambda: print('TEARDOWN', flush=True)); "
+             "from pipelines.cli import entry; entry(sys.argv[1:])")
+    run = ["batch", "witness", "--beacons", f"{SAMPLE}/beacons-*.jsonl.gz", "--witnesses", f"{SAMPLE}/witnesses-*.jsonl",
+           "--registry", f"{SAMPLE}/registry.csv", "--out", str(tmp_path / "o"), "--now", "2026-11-21T00:00:00Z"]
+    r = subprocess.run([sys.executable, "-c", probe, *run], capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert r.returncode == 0, r.stderr
+    assert "accounting OK" in r.stdout and "TEARDOWN" not in r.stdout
+    r = subprocess.run([sys.executable, "-c", probe, "schema", "raw_witness"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 0 and "ddBm" in r.stdout and "TEARDOWN" in r.stdout
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--beacons", "/nonexistent/*.gz"], "glob matches no file: /nonexistent/*.gz"),
     (["--registry", "/nonexistent/registry.csv"], "file not found: /nonexistent/registry.csv"),
