@@ -450,3 +450,37 @@ def test_stream_ledger_makes_a_following_run_a_noop(tmp_path):
     # And the other way: a file a run ingested is skipped by a later stream.
     run_cmd_out = r.output
     assert "witness" in run_cmd_out
+
+
+def test_one_stream_process_per_source_share_an_output_root(tmp_path):
+    """What docs/streaming.md recommends for sources that must not wait on
+    each other: one `stream --config --source X` process per source, all at
+    once over one output root and ledger. Each commits its files once, and the
+    tables hold what one process streaming every source writes."""
+    from pipelines.config import load
+    from pipelines.ledger import Ledger
+    cfg = os.path.join(DATA, "hexsieve.toml")
+    names = sorted(load(cfg).sources)
+    base = [sys.executable, "-m", "pipelines.cli", "stream", "--config", cfg, "--now", NOW_S, "--max-files", "2",
+            "--poll", "0.05s", "--quiet"]
+    out, ref = str(tmp_path / "out"), str(tmp_path / "ref")
+    procs = [subprocess.Popen(base + ["--out", out, "--source", n], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for n in names]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+    r = subprocess.run(base + ["--out", ref], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    for name in names:
+        rows = Ledger(f"{out}/_ledger.duckdb").rows(source=name)
+        assert len(rows) == 2 and {x["status"] for x in rows} == {"committed"}, name
+    con = duckdb.connect()
+    tables = sorted({p.split(os.sep)[-3] for p in glob.glob(f"{ref}/*/date=*/*.parquet")})
+    assert {"imagery", "sensor"} <= set(tables) and {"beacon", "witness"} & set(tables)  # every source wrote
+    for t in tables:
+        src = "read_parquet('{d}/" + t + "/*/*.parquet', hive_partitioning = true)"
+        cols = [c for c, *_ in con.execute(f"DESCRIBE SELECT * FROM {src.format(d=ref)}").fetchall()
+                if c not in ("run_id", "ingested_at")]  # the run's own identity and clock
+        q = f"SELECT {', '.join(cols)} FROM {src} ORDER BY ALL"
+        have, want = con.execute(q.format(d=out)).fetchall(), con.execute(q.format(d=ref)).fetchall()
+        assert want and have == want, t
