@@ -133,18 +133,17 @@ def _parse_plain_hex(text: pa.StringArray, cells: np.ndarray) -> np.ndarray:
         return done
     # Right-aligned in 16 bytes, left-padded with '0'.
     sub = pc.utf8_lpad(text.take(pa.array(pick)), 16, "0")
-    raw = np.frombuffer(sub.buffers()[2], np.uint8)
-    start = np.frombuffer(sub.buffers()[1], np.int32)[sub.offset:sub.offset + len(sub) + 1]
-    digits = _NIBBLE[raw[start[0] + np.arange(16 * len(sub)).reshape(-1, 16)]] if start[-1] - start[0] == 16 * len(sub) \
-        else None
-    if digits is None:  # non-ASCII text: byte lengths differ from character lengths
+    offsets = np.frombuffer(sub.buffers()[1], np.int32)[sub.offset:sub.offset + len(sub) + 1]
+    if offsets[-1] - offsets[0] != 16 * len(sub):  # non-ASCII text: bytes are not characters
         return done
+    digits = _NIBBLE[np.frombuffer(sub.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 16)]
     ok = (digits != 255).all(axis=1)
+    # The one-at-a-time rule reads 16 decimal digits as a decimal number
+    # (15 are hex: a cell printed in hex); leave those to it.
+    ok &= ~((lengths[pick] == 16) & (digits < 10).all(axis=1))
     vals = np.zeros(len(sub), dtype=np.uint64)
     for k in range(16):
         vals = (vals << np.uint64(4)) | digits[:, k].astype(np.uint64)
-    # A string of 15 decimal digits is hex as well (the caller's rule), so only
-    # the non-hex are left over.
     cells[pick[ok]] = vals[ok]
     done[pick[ok]] = True
     return done
