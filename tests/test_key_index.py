@@ -38,3 +38,27 @@ def test_probe_sharing_a_hash_with_a_registry_key_is_absent():
 def test_empty_registry_and_empty_probe():
     assert KeyIndex(pa.array([], pa.string())).find(pa.array(["a"])).tolist() == [-1]
     assert KeyIndex(pa.array(["a"])).find(pa.array([], pa.string())).tolist() == []
+
+
+def _hash_one(s: bytes) -> int:
+    """hash_strings' definition for one key, byte by byte: shuffle buckets
+    (and so which rows share an output file) depend on these values."""
+    m, c, p = (1 << 64) - 1, 0x9E3779B97F4A7C15, 1099511628211
+    h = (len(s) * c) & m
+    for k in range(1, 17):
+        h = ((h ^ (s[-k] if k <= len(s) else 0)) * p) & m
+    h ^= h >> 31
+    h = (h * c) & m
+    return h ^ (h >> 29)
+
+
+def test_hash_strings_follows_its_definition():
+    from transforms.keys import hash_strings
+    rng = np.random.default_rng(11)
+    keys = ["", "a", "ab", "0123456789abcde", "0123456789abcdef", "0123456789abcdefg", "é" * 9,
+            *("".join(chr(int(c)) for c in rng.integers(32, 900, int(n))) for n in rng.integers(0, 60, 300))]
+    want = [_hash_one(k.encode()) for k in keys]
+    assert hash_strings(pa.array(keys)).tolist() == want
+    assert hash_strings(pa.array(keys, pa.large_string()).slice(3, 50)).tolist() == want[3:53]
+    assert hash_strings(pa.chunked_array([pa.array(keys[:7]), pa.array(keys[7:])])).tolist() == want
+    assert hash_strings(pa.array([None, "a"])).tolist() == [0, want[1]]
