@@ -62,3 +62,25 @@ def test_hash_strings_follows_its_definition():
     assert hash_strings(pa.array(keys, pa.large_string()).slice(3, 50)).tolist() == want[3:53]
     assert hash_strings(pa.chunked_array([pa.array(keys[:7]), pa.array(keys[7:])])).tolist() == want
     assert hash_strings(pa.array([None, "a"])).tolist() == [0, want[1]]
+
+
+def test_keys_sharing_a_hash_anywhere_in_a_big_column_are_seen():
+    """Collisions among thousands of keys (planted late in the column, and
+    exact duplicates) switch the index to index_in, whose answers it gives."""
+    rng = np.random.default_rng(5)
+    base = [f"11{rng.integers(1 << 62):x}{i}" for i in range(20000)]
+    for planted in (["Q" + "t" * 30, "R" + "t" * 30], [base[17], base[17]]):
+        keys = pa.array(base[:15000] + [planted[0]] + base[15000:] + [planted[1]])
+        idx = KeyIndex(keys)
+        assert idx.ambiguous
+        probe = pa.array(base[::7] + planted + ["absent", None])
+        assert (idx.find(probe) == _reference(probe, keys)).all()
+    assert not KeyIndex(pa.array(base)).ambiguous
+
+
+def test_big_key_column_lookups_match_index_in():
+    rng = np.random.default_rng(9)
+    keys = pa.array([f"1{rng.integers(1 << 62):x}" for _ in range(50000)])
+    probe = pa.chunked_array([keys.take(pa.array(rng.integers(0, len(keys), 20000))),
+                              pa.array([f"1{rng.integers(1 << 62):x}" for _ in range(2000)] + [None, ""])])
+    assert (KeyIndex(keys).find(probe) == _reference(probe, keys)).all()

@@ -63,17 +63,38 @@ class KeyIndex:
     `pc.index_in` rebuilds its hash table of the whole key column on every
     call (a 100k-key gateway registry: ~50 ms), and a run makes one call per
     bucket and side; this index is built once (per worker, for the
-    registries) and each lookup costs a vectorized hash, a binary search and
-    an exact string comparison (~18 ms for 80k keys). Key columns whose keys
+    registries) and each lookup costs a vectorized hash, a few rounds of
+    open-addressing probes and an exact string comparison (~11 ms for 80k
+    keys; a binary search over the sorted hashes took 8 ms of a 16.5 ms
+    lookup, 17 dependent steps into a 0.8 MB array). Key columns whose keys
     share a 64-bit hash fall back to `index_in`. Same answers as
     `index_in`: first occurrence, −1 for absent or null keys."""
 
     def __init__(self, keys: pa.Array | pa.ChunkedArray):
         self.keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
         h = hash_strings(self.keys)
-        self.order = np.argsort(h, kind="stable")
-        self.sorted = h[self.order]
-        self.ambiguous = bool(len(h) > 1 and (np.diff(self.sorted) == 0).any())
+        n = len(h)
+        # At least twice as many slots as keys, so probe chains stay short
+        # and every chain ends at an empty slot.
+        m = 1 << max(4, (2 * n - 1).bit_length())
+        self.mask = m - 1
+        self.slot_hash = np.zeros(m, dtype=np.uint64)
+        self.slot_row = np.full(m, -1, dtype=np.int64)
+        self.ambiguous = False
+        todo, slot = np.arange(n), (h & np.uint64(self.mask)).astype(np.int64)
+        while len(todo):  # linear probing, one round for every key still unplaced
+            s = slot[todo]
+            free = self.slot_row[s] < 0
+            self.slot_row[s[free]] = todo[free]  # of keys racing for a slot, one wins
+            placed = self.slot_row[s] == todo
+            self.slot_hash[s[placed]] = h[todo[placed]]
+            todo, s = todo[~placed], s[~placed]
+            # Keys of equal hash share a probe sequence, so one of them stops
+            # at the other's slot: seen here, for any pair.
+            if (self.slot_hash[s] == h[todo]).any():
+                self.ambiguous = True
+                return
+            slot[todo] = (s + 1) & self.mask
 
     def find(self, probe: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Row of each probe key (first occurrence), −1 when absent or null."""
@@ -84,7 +105,16 @@ class KeyIndex:
             idx = pc.index_in(probe, value_set=self.keys)
             return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
         h = hash_strings(probe)
-        pos = np.minimum(np.searchsorted(self.sorted, h), len(self.sorted) - 1)
-        cand = self.order[pos]
-        same = pc.fill_null(pc.equal(probe, self.keys.take(pa.array(cand))), False).to_numpy(zero_copy_only=False)
-        return np.where((self.sorted[pos] == h) & same, cand, -1).astype(np.int64)
+        row = np.full(n, -1, dtype=np.int64)
+        todo, slot = np.arange(n), (h & np.uint64(self.mask)).astype(np.int64)
+        while len(todo):  # a probe ends at its hash (found) or at an empty slot (absent)
+            s = slot[todo]
+            r = self.slot_row[s]
+            hit = (r >= 0) & (self.slot_hash[s] == h[todo])
+            row[todo[hit]] = r[hit]
+            todo = todo[(r >= 0) & ~hit]
+            slot[todo] = (slot[todo] + 1) & self.mask
+        found = row >= 0
+        same = pc.fill_null(pc.equal(probe, self.keys.take(pa.array(np.where(found, row, 0)))), False
+                            ).to_numpy(zero_copy_only=False)
+        return np.where(found & same, row, -1).astype(np.int64)
