@@ -142,6 +142,22 @@ def test_duplicate_first_received_wins(tmp_path):
     assert reasons_of(w, received_timestamp=T0 + 400) == ["duplicate"]
 
 
+def test_duplicates_are_per_witness_key_registered_or_not(tmp_path):
+    """Twice the same key that the registry lacks is a duplicate the second
+    time; two different unknown keys, or an unknown key beside a known one,
+    are not."""
+    from tests.witness_cases import key
+    rows = [witness(pub_key=key("X1"), received_timestamp=T0 + 300),
+            witness(pub_key=key("X1"), received_timestamp=T0 + 400),
+            witness(pub_key=key("X2"), received_timestamp=T0 + 350),
+            witness(received_timestamp=T0 + 320)]
+    w, _ = run(tmp_path, [beacon()], rows)
+    dup = {(r["pub_key"], r["received_timestamp"]): "duplicate" in r["reasons"] for r in w}
+    assert dup == {(key("X1"), T0 + 300): False, (key("X1"), T0 + 400): True,
+                   (key("X2"), T0 + 350): False, (key("B"), T0 + 320): False}
+    assert all("gateway_not_found" in r["reasons"] for r in w if r["pub_key"] != key("B"))
+
+
 def test_max_distance_uses_whole_kilometres(tmp_path):
     """d // 1000 > 100 fails: 100.x km passes, 101.x km fails."""
     from tests import witness_cases as wc
