@@ -100,6 +100,12 @@ def main() -> None:
         r1, r2 = results["hexsieve dask (1 worker)"]["rows_per_s"], results["hexsieve dask (2 workers)"]["rows_per_s"]
         print(f"dask scaling efficiency = {r2 / (2 * r1):.2f}  (rows/s at 2 workers ÷ 2 × rows/s at 1; target ≥ 0.8)")
         print(f"dask 2 workers / best direct = {r2 / best['rows_per_s']:.2f}  (target ≥ 1.0)")
+        # The same runs' pipeline phase alone (the manifests' pipeline_s):
+        # what start-up and commit cost the ratio above, and what a longer
+        # run, where they weigh less, would approach.
+        p1, p2 = results["hexsieve dask (1 worker)"]["pipeline_s"], results["hexsieve dask (2 workers)"]["pipeline_s"]
+        print(f"  pipeline phase only: {p1:.2f} s at 1 worker, {p2:.2f} s at 2, efficiency {p1 / (2 * p2):.2f} "
+              f"(start-up and commit excluded)")
         for w in (1, 2):
             print(f"  dask {w} worker peak RSS per process (MB): "
                   f"{[round(x) for x in results[f'hexsieve dask ({w} worker' + ('s' if w > 1 else '') + ')']['peak_rss_per_proc_mb']]}")
