@@ -136,6 +136,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--neighbours", choices=["same", "separate"], default=None,
                     help="also stream sensor and imagery files, in the same process or in their own (see the docstring)")
+    ap.add_argument("--beam-arg", action="append", default=[], help="extra Beam option for the stream (repeatable)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="hx-stream-bench-")
     landing, out = os.path.join(work, "land"), os.path.join(work, "out")
@@ -156,7 +157,8 @@ registry = "{SAMPLE}/registry.csv"\ndenylist = "{SAMPLE}/denylist.csv"\nentropy 
         inputs = [f"--beacons={landing}/beacons-*", f"--witnesses={landing}/witnesses-*",
                   f"--registry={SAMPLE}/registry.csv", f"--denylist={SAMPLE}/denylist.csv",
                   f"--entropy={SAMPLE}/entropy.jsonl", f"--out={out}"]
-    cmd = [sys.executable, "-m", "pipelines.cli", "stream", *inputs, "--poll=0.1s", "--max-delay=0.5s", "--quiet"]
+    cmd = [sys.executable, "-m", "pipelines.cli", "stream", *inputs, "--poll=0.1s", "--max-delay=0.5s", "--quiet",
+           *a.beam_arg]
     cmds = [cmd + [f"--source={s}"] for s in ("witness", "sensor", "imagery")] if a.neighbours == "separate" else [cmd]
     procs = [subprocess.Popen(c, cwd=ROOT) for c in cmds]
     time.sleep(3.0)  # interpreter + Beam import; not part of the steady state

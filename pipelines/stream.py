@@ -193,7 +193,7 @@ class Stream:
         run_columns = {"run_id": run_id, "pipeline_version": __version__,
                        "rules_version": self.src.rules_version, "ingested_at": now.isoformat()}
         ws = WindowSettings(self.s.allowed_lateness_ms, self.s.max_delay_ms, drain, int(now.timestamp() * 1000))
-        opts = pipeline_options(self.s.beam_args, n_tasks=max(1, len(files)))
+        opts = pipeline_options(self.s.beam_args, n_tasks=max(1, len(files)), input_bytes=sum(f.size for f in files))
         with new_pipeline(opts) as p:  # its temp folder goes if building the graph raises
             read = (p | "ListFiles" >> beam.Create([(f.kind, f.uri) for f in files])
                       | "Read" >> beam.ParDo(ReadFiles(self.src.specs)))

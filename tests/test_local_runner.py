@@ -109,3 +109,20 @@ def test_beams_worker_processes_print_nothing_on_a_good_run(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "valid" in r.stdout  # the summary table was printed
     assert r.stderr == ""
+
+
+def test_small_inputs_get_one_in_memory_worker_unless_told():
+    """A stream micro-batch of a few files runs on one in-memory worker (two
+    threads cost more than they save there); larger inputs and any explicit
+    --direct_num_workers keep their setting."""
+    from apache_beam.options.pipeline_options import DirectOptions
+    from pipelines.runner import SMALL_INPUT_BYTES
+
+    def mode(args, n):
+        d = pipeline_options(args, input_bytes=n).view_as(DirectOptions)
+        return d.direct_num_workers, d.direct_running_mode
+    assert mode([], 100_000) == (1, "in_memory")
+    assert mode([], SMALL_INPUT_BYTES) == (2, "multi_threading")
+    assert mode([], None) == (2, "multi_threading")
+    assert mode(["--direct_num_workers=2", "--direct_running_mode=multi_threading"], 100) == (2, "multi_threading")
+    assert parallel_slots(pipeline_options([], input_bytes=100)) == (1, False)
