@@ -65,14 +65,10 @@ def pipeline_options(beam_args: list[str], n_tasks: int = 1, input_bytes: int | 
             opts = PipelineOptions(args + [f"--dask_npartitions={parts}"])
     else:
         direct = opts.view_as(DirectOptions)
-        if any(a.startswith("--direct_num_workers") for a in args):
-            pass
-        elif input_bytes is not None and input_bytes < SMALL_INPUT_BYTES:
-            direct.direct_num_workers = 1
-            direct.direct_running_mode = "in_memory"
-        else:
-            direct.direct_num_workers = 2
-            direct.direct_running_mode = "multi_threading"
+        if not any(a.startswith("--direct_num_workers") for a in args):
+            small = input_bytes is not None and input_bytes < SMALL_INPUT_BYTES
+            direct.direct_num_workers = 1 if small else 2
+            direct.direct_running_mode = "in_memory" if small else "multi_threading"
     return opts
 
 

@@ -134,8 +134,9 @@ def _coalesce(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
         yield b"".join(buf)
 
 
-# Corrupt gzip input raises one of these (Python's zlib, or ISA-L's).
-GZIP_ERRORS = (zlib.error, isal_zlib.error)
+# What the inflater raises on corrupt input (ISA-L's own error, and zlib's
+# for its interface); _inflate turns both into OSError.
+_GZIP_ERRORS = (zlib.error, isal_zlib.error)
 
 
 def _iter_gunzip(uri: str, size: int) -> Iterator[bytes]:
@@ -182,7 +183,7 @@ def _iter_gunzip(uri: str, size: int) -> Iterator[bytes]:
 def _inflate(d, data: bytes, size: int) -> bytes:
     try:
         return d.decompress(data, size)
-    except GZIP_ERRORS as e:
+    except _GZIP_ERRORS as e:
         raise OSError(f"not a valid gzip stream: {e}") from None
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
@@ -637,7 +638,7 @@ def iter_jsonl(uri: str, spec: SourceSpec, sha: str, stats: FileStats, bad: Bad,
             chunk = next(chunks)
         except StopIteration:
             break
-        except (OSError, EOFError, ValueError, *fileio.GZIP_ERRORS) as e:  # truncated or corrupt compressed data
+        except (OSError, EOFError, ValueError, zlib.error) as e:  # truncated or corrupt compressed data
             if skip_head is not None:
                 line_no += 1
                 too_large(skip_head, skip_hash.hexdigest(), skip_size)
