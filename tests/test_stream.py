@@ -379,7 +379,6 @@ def test_stream_config_sample_max_files(tmp_path):
         assert len(rows) == 2 and {r["status"] for r in rows} == {"committed"}
 
 
-
 def test_streams_sharing_a_process_take_turns_at_beam(tmp_path):
     """Two in-process Beam runs at once can corrupt each other's data channel
     (Beam 2.77, multi_threading), so the sample config's three streams take
@@ -406,6 +405,7 @@ def test_streams_sharing_a_process_take_turns_at_beam(tmp_path):
     docs = manifests(out)
     assert {d["source"] for d in docs} == {"witness", "imagery", "sensor"}
     assert sum(len(d["inputs"]) for d in docs) == 6  # --max-files=2 per source
+
 
 def _config(tmp_path, landing) -> str:
     cfg = tmp_path / "hexsieve.toml"
