@@ -80,8 +80,10 @@ _LEDGER_LOCK = threading.Lock()
 # Beam 2.77) running at the same time now and then corrupt each other's data
 # channel: the run fails inside Beam ("Invalid PaneInfoEncoding", a KeyError
 # on a bundle id). Measured with the shipped 3-source sample config: 3 of 18
-# runs failed without this lock, 0 of 42 with it. On 2 cores each micro-batch
-# already uses both, so taking turns costs little throughput.
+# runs failed without this lock, 0 of 42 with it. Small micro-batches now run
+# on one in-memory worker (runner.SMALL_INPUT_BYTES); the lock covers them too,
+# as concurrent in-memory runs were not shown to be safe. What taking turns
+# costs in latency is in docs/streaming.md.
 _ENGINE_LOCK = threading.Lock()
 
 
