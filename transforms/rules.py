@@ -140,7 +140,8 @@ def reasons_from_matrix(ruleset: RuleSet, matrix: np.ndarray,
         collapsed[:, k] |= matrix[:, j]
     rows, cols = np.nonzero(collapsed)
     counts = collapsed.sum(axis=1)
-    values = pa.array(np.array(uniq, dtype=object)[cols] if len(cols) else [], pa.string())
+    # Codes taken from a tiny array of the distinct codes: no Python string per failed check.
+    values = pa.array(uniq, pa.string()).take(pa.array(cols, pa.int64())) if len(cols) else pa.array([], pa.string())
     offsets = np.zeros(len(counts) + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
     own = pa.ListArray.from_arrays(pa.array(offsets), values)

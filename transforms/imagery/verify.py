@@ -18,6 +18,7 @@ from schemas.imagery import DEVICE_REGISTRY, IMAGERY_OUT, RAW_FRAME
 from schemas.provenance import RUN_FIELDS
 from transforms import h3util
 from transforms.imagery.rules import FRAME_RULES, SEQUENCE_RULES, Reason
+from transforms.order import lexsort
 from transforms.keys import KeyIndex
 from transforms.rules import Constants, evaluate, reasons_from_matrix, verdicts
 
@@ -131,7 +132,7 @@ def _duplicates(t: pa.Table, lat, lon, heading, captured, base_ok, start, c: Con
     sha = pc.binary_join_element_wise("sha256:", _column(t, RAW_FRAME.field("image_sha256")), "")
     md5 = pc.binary_join_element_wise("md5:", _column(t, RAW_FRAME.field("image_md5")), "")
     code = _codes(pc.coalesce(sha, md5))
-    order = np.lexsort((np.arange(n), captured, code))
+    order = lexsort((captured, code))
     later = np.zeros(n, bool)
     cs = code[order]
     later[1:] = (cs[1:] == cs[:-1]) & (cs[1:] >= 0)

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from schemas.sensor import MODELS, READING_INPUT, STATION_REGISTRY
 from transforms import h3util
 from transforms.fileio import InputError
+from transforms.order import lexsort
 from transforms.keys import KeyIndex
 from transforms.sources import SourceSpec
 from transforms.tables import read_table, require_columns
@@ -206,7 +207,7 @@ def load_station_registry(uri: str) -> tuple[pa.Table, list[dict]]:
     # Latest claim per station wins (null claimed_at sorts first, i.e. oldest).
     at = pc.fill_null(out.column("claimed_at"), np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
     codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
-    order = np.lexsort((np.arange(out.num_rows), at, codes))
+    order = lexsort((at, codes))
     last = np.ones(len(order), dtype=bool)
     last[:-1] = codes[order][1:] != codes[order][:-1]
     if not last.all():

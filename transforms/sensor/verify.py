@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from schemas.provenance import SOURCE_FIELDS
 from schemas.sensor import MODELS, RAW_READING, SENSOR_OUT, VARIABLE_COLUMNS, VARIABLE_NAMES
 from transforms.rules import Constants, RuleSet, evaluate, reasons_from_matrix, verdicts
+from transforms.order import lexsort
 from transforms.sensor import pol, qod, series
 from transforms.sensor.rules import SENSOR_RULES, Ctx
 from transforms.sensor.source import lookup
@@ -65,7 +66,7 @@ def _order_flags(t: pa.Table, station: np.ndarray, ts: np.ndarray, now_ms: int, 
     rec = _np(t.column("source_record"), 0, np.int64)
     # A future-dated packet is judged on its own and does not make its successors late.
     future = ts > now_ms + future_skew_ms
-    order = np.lexsort((rec, uri, station))
+    order = lexsort((rec, uri, station))
     fo_first = series.starts(station[order]) | series.starts(uri[order])
     before = series.running_max_before(np.where(future, np.iinfo(np.int64).min, ts)[order], fo_first)
     backward = np.zeros(n, dtype=bool)

@@ -18,6 +18,7 @@ from schemas.witness import BEACON_OUT, RAW_BEACON, RAW_WITNESS, WITNESS_OUT
 from transforms import h3util
 from transforms.rules import Constants, evaluate, reasons_from_matrix, verdicts
 from transforms.keys import KeyIndex
+from transforms.order import lexsort
 from transforms.witness.registry import gather, lookup
 from transforms.witness.rules import BEACON_RULES, WITNESS_RULES
 
@@ -99,7 +100,7 @@ def verify_beacons(beacons: pa.Table, registry: pa.Table, deny: pa.Table, entrop
     # Irregular interval: a later beacon of the same gateway in the same fixed bucket.
     bucket = received // int(consts["beacon_interval_ms"])
     key_codes = _np(pc.dictionary_encode(keys).combine_chunks().indices, 0, np.int64) if n else np.zeros(0, np.int64)
-    order = np.lexsort((np.arange(n), received, key_codes))
+    order = lexsort((received, key_codes))
     ks, bs = key_codes[order], bucket[order]
     later = np.zeros(n, dtype=bool)
     later[1:] = (ks[1:] == ks[:-1]) & (bs[1:] == bs[:-1])
@@ -126,9 +127,19 @@ def verify_beacons(beacons: pa.Table, registry: pa.Table, deny: pa.Table, entrop
     reasons = reasons_from_matrix(BEACON_RULES, m)
     cell = ctx["cell"]
     return t.append_column("beaconer_cell", pa.array(cell, pa.uint64(), mask=cell == 0)) \
-            .append_column("beaconer_region", pa.array(gather(registry, reg, "region", None), pa.string())) \
+            .append_column("beaconer_region", _take_region(registry, reg)) \
             .append_column("verdict", verdicts(reasons)) \
             .append_column("reasons", reasons)
+
+
+def _take_region(registry: pa.Table, reg: np.ndarray) -> pa.Array:
+    """The registry region of each row (null where the key is not in the
+    registry), taken in Arrow: a numpy gather of the region strings made a
+    Python string per registry row for every bucket."""
+    region = registry.column("region")
+    if len(region) == 0:
+        return pa.nulls(len(reg), pa.string())
+    return region.take(pa.array(np.clip(reg, 0, None), pa.int64(), mask=reg < 0)).combine_chunks().cast(pa.string())
 
 
 def _join_to_beacons(w: pa.Table, b: pa.Table, window_ms: int) -> np.ndarray:
@@ -148,7 +159,7 @@ def _join_to_beacons(w: pa.Table, b: pa.Table, window_ms: int) -> np.ndarray:
     dt = np.abs(wr - br)
     ok = dt <= window_ms
     wi, bi, dt = wi[ok], bi[ok], dt[ok]
-    order = np.lexsort((bi, dt, wi))
+    order = lexsort((bi, dt, wi))
     wi, bi = wi[order], bi[order]
     first = np.ones(len(wi), dtype=bool)
     first[1:] = wi[1:] != wi[:-1]
@@ -168,15 +179,33 @@ def _region_codes(registry: pa.Table) -> np.ndarray:
 
 
 def _group_first(group: np.ndarray, key: np.ndarray, *sort_keys: np.ndarray) -> np.ndarray:
-    """True for rows that come after the first in their (group, key), ordered by sort_keys."""
+    """True for rows that come after the first in their (group, key), ordered
+    by sort_keys, then row.
+
+    Rows are first ordered by (group, key) alone, which packs into one sort
+    key (see transforms.order); only the rows of groups holding more than one
+    row (repeats are rare: duplicate witnesses) are then ordered by every key.
+    Within a (group, key) those rows come in row order, as ties of the full
+    ordering do, so the result is the one a full ordering gives."""
     n = len(group)
-    order = np.lexsort(tuple(reversed(sort_keys)) + (key, group)) if n else np.zeros(0, np.int64)
-    g, k = group[order], key[order]
     later = np.zeros(n, dtype=bool)
-    later[1:] = (g[1:] == g[:-1]) & (k[1:] == k[:-1])
-    out = np.zeros(n, dtype=bool)
-    out[order] = later
-    return out
+    if n < 2:
+        return later
+    order = lexsort((key, group))
+    g, k = group[order], key[order]
+    same = (g[1:] == g[:-1]) & (k[1:] == k[:-1])
+    if not same.any():
+        return later
+    shared = np.zeros(n, dtype=bool)
+    shared[1:] |= same
+    shared[:-1] |= same
+    rows = order[shared]
+    sub = lexsort(tuple(x[rows] for x in reversed(sort_keys)) + (key[rows], group[rows]))
+    sg, sk = group[rows][sub], key[rows][sub]
+    after = np.zeros(len(rows), dtype=bool)
+    after[1:] = (sg[1:] == sg[:-1]) & (sk[1:] == sk[:-1])
+    later[rows[sub]] = after
+    return later
 
 
 def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table, deny: pa.Table,
@@ -242,15 +271,21 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
     if len(unknown):
         enc = pc.dictionary_encode(wkeys.take(pa.array(unknown))).combine_chunks().indices
         wkey_codes[unknown] = registry.num_rows + _np(enc, 0, np.int64)
-    dup = has & _group_first(bi, wkey_codes, received, np.arange(nw))
+    dup = has & _group_first(bi, wkey_codes, received)
     # Edge deny list: (beaconer, witness) pairs.
     edges = deny.filter(pc.is_valid(deny.column("witness_key")))
+    denied_edge = np.zeros(nw, dtype=bool)
     if edges.num_rows:
-        pair = pc.binary_join_element_wise(b_key, wkeys, "\x1f")
-        eset = pc.binary_join_element_wise(edges.column("pub_key"), edges.column("witness_key"), "\x1f")
-        denied_edge = has & _np(pc.is_in(pair, value_set=eset.combine_chunks()), False, bool)
-    else:
-        denied_edge = np.zeros(nw, dtype=bool)
+        # Pairs are built only for rows whose two keys each appear in some
+        # edge: joining both keys of every row made ~100 bytes per witness.
+        cand = np.flatnonzero(has & _np(pc.is_in(wkeys, value_set=edges.column("witness_key").combine_chunks()),
+                                        False, bool)
+                              & _np(pc.is_in(b_key, value_set=edges.column("pub_key").combine_chunks()), False, bool))
+        if len(cand):
+            at = pa.array(cand)
+            pair = pc.binary_join_element_wise(b_key.take(at), wkeys.take(at), "\x1f")
+            eset = pc.binary_join_element_wise(edges.column("pub_key"), edges.column("witness_key"), "\x1f")
+            denied_edge[cand] = _np(pc.is_in(pair, value_set=eset.combine_chunks()), False, bool)
     region_codes = _region_codes(registry)
     ctx = {
         "beacon": bi, "bad_payload": bad_payload, "reg": reg, "cell": w_cell,
@@ -282,7 +317,7 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
     valid = _np(pc.equal(verdict, "valid"), False, bool)
     # Selection: the first N valid witnesses of each beacon by receipt.
     rank_grp = np.where(valid, bi, -1)
-    order = np.lexsort((np.arange(nw), received, rank_grp))
+    order = lexsort((received, rank_grp))
     g = rank_grp[order]
     start = np.ones(nw, dtype=bool)
     start[1:] = g[1:] != g[:-1]
@@ -304,7 +339,7 @@ def verify_witnesses(beacons: pa.Table, witnesses: pa.Table, registry: pa.Table,
         "expected_max_rssi_dbm": pa.array(max_rssi, pa.float64(), mask=np.isnan(max_rssi)),
         "lag_ms": pa.array(lag, pa.int64(), mask=~has),
         "selected": pa.array(selected),
-        "participant_side": pa.array(np.where(beacon_bad, "beaconer", "witness"), pa.string()),
+        "participant_side": pc.if_else(pa.array(beacon_bad), "beaconer", "witness"),
         "verdict": verdict, "reasons": reasons,
     })
     for c in _SRC:
