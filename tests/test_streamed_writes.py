@@ -46,6 +46,24 @@ def test_streamed_parquet_is_byte_identical_to_in_memory_and_its_digest_is_the_f
     assert os.listdir(tmp_path) == ["part.parquet"]
 
 
+def test_positions_count_bytes_not_yet_written_out(tmp_path):
+    """Local writes are gathered in a buffer (fileio.WRITE_BUFFER) before they
+    reach the file; `tell()`, which shard spans are taken from, still counts
+    every byte handed over, across buffer boundaries."""
+    uri = str(tmp_path / "many.bin")
+    pieces = [bytes([k % 251]) * (1 + k % 97) for k in range(30_000)]  # > 1 MiB in small writes
+    told = []
+    with fileio.writing(uri) as f:
+        for p in pieces:
+            told.append(f.tell())
+            f.write(p)
+        told.append(f.tell())
+    data = open(uri, "rb").read()
+    assert sum(map(len, pieces)) > fileio.WRITE_BUFFER
+    assert data == b"".join(pieces)
+    assert told == [0] + np.cumsum([len(p) for p in pieces]).tolist()
+
+
 def test_size_and_sha256_reads_a_file_longer_than_its_buffer(tmp_path):
     data = os.urandom(3 * (1 << 20) + 12345)
     p = tmp_path / "big.bin"

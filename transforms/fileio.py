@@ -238,6 +238,11 @@ def write_bytes(uri: str, data: bytes) -> None:
         f.write(data)
 
 
+
+# Bytes gathered before each write(2) of a local file (see writing).
+WRITE_BUFFER = 1 << 20
+
+
 @contextlib.contextmanager
 def writing(uri: str) -> Iterator["pa.NativeFile"]:
     """An Arrow output stream onto `uri` that appears there only when whole:
@@ -258,7 +263,13 @@ def writing(uri: str) -> Iterator["pa.NativeFile"]:
     try:
         hooks.check_space(uri)
         if local:  # no Beam file object in the way of Arrow's own writes
-            with pa.OSFile(tmp, "wb") as f:
+            # Buffered: an Arrow IPC stream is written a buffer at a time
+            # (every column's validity, offsets and data, and their padding),
+            # each an unbuffered write(2) into an OSFile. A shard file holds
+            # one stream per bucket, so writes grew with chunks × buckets:
+            # 10.4M records (240 chunks × 109 buckets) spent 25.6 s in the
+            # kernel. One reused 1 MiB buffer coalesces them.
+            with pa.OSFile(tmp, "wb") as raw, pa.BufferedOutputStream(raw, WRITE_BUFFER) as f:
                 yield f
         else:
             # Closing the PythonFile closes Beam's writer, which finishes the upload.
