@@ -4,7 +4,7 @@
 order 80k-row buckets by two to four integer keys (beacon, receipt time, row)
 several times per bucket: 10–15 ms per lexsort, 0.4 CPU-s of the 2M-record
 benchmark. When the keys' value ranges fit in 63 bits together with the row
-number, they are packed into one int64 per row, most significant key first and
+number, they are packed into one uint64 per row, most significant key first and
 the row number last. Packed values are then unique, so numpy's unstable
 (SIMD) argsort returns exactly lexsort's order: ~1 ms per 80k rows.
 """
