@@ -48,3 +48,29 @@ def test_local_cluster_partitions_sized_from_its_worker_count_not_a_connection()
     args = ["--runner=dask", "--dask_client_address=tcp://127.0.0.1:9", "--hexsieve_dask_workers=5"]
     assert parallel_slots(pipeline_options(args, n_tasks=40)) == (20, True)
     assert parallel_slots(pipeline_options(args, n_tasks=7)) == (7, True)
+
+
+class _WhoReads(beam.DoFn):
+    def process(self, task):
+        import threading
+        yield threading.get_ident(), task
+
+
+def test_each_slot_is_read_by_its_own_worker():
+    """With 2 DirectRunner workers, the files of slot 0 and those of slot 1
+    each go to one worker thread, and the two are different threads."""
+    tasks = [("witness", f"w{i}.jsonl") for i in range(6)] + [("beacon", f"b{i}.jsonl.gz") for i in range(2)]
+    sizes = [100] * 6 + [40] * 2
+    slots = balanced_slots([estimated_cost(u, s) for (_, u), s in zip(tasks, sizes)], 2)
+    expected = sorted(sorted(t for t, k in zip(tasks, slots) if k == slot) for slot in (0, 1))
+
+    def check(pairs):
+        by_thread = {}
+        for ident, task in pairs:
+            by_thread.setdefault(ident, []).append(tuple(task))
+        got = sorted(sorted(ts) for ts in by_thread.values())
+        assert got == expected, got
+
+    with beam.Pipeline(options=pipeline_options(["--direct_num_workers=2", "--direct_running_mode=multi_threading"])) as p:
+        out = p | SpreadFiles(tasks, sizes, 2) | beam.ParDo(_WhoReads())
+        assert_that(out, check)

@@ -68,10 +68,12 @@ class SpreadFiles(beam.PTransform):
                     | "ListFiles" >> beam.Create(groups)
                     | "Unpack" >> beam.FlatMap(_identity))
         # Slot keys first appear in order 0, 1, …, so round-robin over keys
-        # sends slot k to worker k.
+        # sends slot k to worker k. No reshuffle in Create (its default for
+        # more than one element): it would be a second grouping, by random
+        # keys, before this one.
         keyed = sorted(zip(slots, self.tasks), key=lambda st: st[0])
         return (pbegin
-                | "ListFiles" >> beam.Create(keyed)
+                | "ListFiles" >> beam.Create(keyed, reshuffle=False)
                 | "BySlot" >> beam.GroupByKey()
                 | "Unpack" >> beam.FlatMap(_values))
 
