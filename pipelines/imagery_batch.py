@@ -18,7 +18,6 @@ from schemas.imagery import IMAGERY_OUT
 from transforms import fileio
 from transforms.beam.fuse import Fused
 from transforms.beam.imagery import VerifyFrames
-from transforms.beam.write import parquet_bytes
 from transforms.errors import first_line
 from transforms.imagery.rules import FRAME_RULES, SEQUENCE_RULES, rules_version
 from transforms.imagery.source import FRAME
@@ -51,8 +50,7 @@ def imagery_job(devices: str | None = None, rules_file: str | None = None) -> Ba
     def build(stage: Stage, shards: dict) -> list:
         refs = {"devices": None}
         if devices_t is not None:
-            refs["devices"] = fileio.join(stage.staging, "refs", "devices.parquet")
-            fileio.write_bytes(refs["devices"], parquet_bytes(devices_t))
+            refs["devices"] = stage.stage_ref("devices", devices_t)
         return [(shards["frame"]
                  | "GroupByDevice" >> beam.GroupByKey()
                  | "VerifyAndWrite" >> beam.ParDo(Fused(

@@ -21,10 +21,8 @@ import apache_beam as beam
 
 from pipelines.batch import BatchJob, OutputTable, Stage
 from schemas.sensor import SENSOR_DAILY, SENSOR_HOURLY, SENSOR_OUT
-from transforms import fileio
 from transforms.beam.fuse import Fused
 from transforms.beam.sensor import VerifyStations
-from transforms.beam.write import parquet_bytes
 from transforms.fileio import InputError
 from transforms.rules import describe, load_overrides
 from transforms.sensor.days import CONTEXT_MS
@@ -56,8 +54,7 @@ def sensor_job(stations: str, rules_file: str | None = None, days: Iterable | No
     days = _check_days(days)
 
     def build(stage: Stage, shards: dict) -> list:
-        uri = fileio.join(stage.staging, "refs", "stations.parquet")
-        fileio.write_bytes(uri, parquet_bytes(registry_t))
+        uri = stage.stage_ref("stations", registry_t)
         writers = {name: stage.writer(job, name) for name in ("sensor", "sensor_hourly", "sensor_daily")}
         return [(shards["reading"]
                  | "GroupByStation" >> beam.GroupByKey()

@@ -12,11 +12,9 @@ from apache_beam.utils.shared import Shared
 
 from pipelines.batch import BatchJob, OutputTable, Stage
 from schemas.witness import BEACON_OUT, WITNESS_OUT
-from transforms import fileio
 from transforms.beam.fuse import Fused
 from transforms.beam.shuffle import StageByKey
 from transforms.beam.witness import JoinWitnesses, VerifyBeacons
-from transforms.beam.write import parquet_bytes
 from transforms.rules import describe, load_overrides
 from transforms.witness import registry as reg
 from transforms.witness.rules import BEACON_RULES, WITNESS_RULES
@@ -40,9 +38,7 @@ def witness_job(registry: str, denylist: str | None = None, entropy: str | None 
             if t is None:
                 refs[name] = None
                 continue
-            uri = fileio.join(stage.staging, "refs", f"{name}.parquet")
-            fileio.write_bytes(uri, parquet_bytes(t))
-            refs[name] = uri
+            refs[name] = stage.stage_ref(name, t)
         n = stage.n_buckets
         shared = Shared()  # one copy of the refs per worker process, for both steps
         vb_refs = (shards["beacon"]

@@ -1,5 +1,6 @@
 """Reference tables are loaded once per worker process (transforms/beam/witness.py
 `_WithRefs` through Beam's `Shared`), however many tasks unpickle the DoFn."""
+import math
 import pickle
 
 import pyarrow as pa
@@ -44,3 +45,23 @@ def test_other_refs_or_another_handle_load_their_own_copy(tmp_path):
     c = _task_copy(VerifyBeacons(_refs(tmp_path), BEACON_RULES.resolve({}), 0, Shared()))
     assert c._refs() is not held
     assert c._ref("registry").column("pub_key").to_pylist() == ["11a", "11b", "11c"]
+
+
+def test_batch_runs_stage_refs_as_arrow_ipc_and_workers_read_them_back_whole(tmp_path):
+    """The driver stages a batch run's reference tables as Arrow IPC (streams
+    still stage Parquet); a worker reads either back equal to what was staged."""
+    from pipelines.batch import Stage
+    from transforms.beam.witness import _load_ref
+    reg = pa.table({"pub_key": ["11a", None, "11c"], "location": pa.array([1, 0, 3], pa.uint64()),
+                    "lat": [1.5, float("nan"), -2.0]})
+    stage = Stage(staging=str(tmp_path / "staging"), run_columns={}, now_ms=0, n_buckets=2, settings=None)
+    uri = stage.stage_ref("registry", reg)
+    assert uri.endswith("/refs/registry.arrow")
+    pq_uri = str(tmp_path / "registry.parquet")
+    pq.write_table(reg, pq_uri)
+    for got in (_load_ref(uri), _load_ref(pq_uri)):
+        assert got.schema == reg.schema
+        assert got.drop_columns(["lat"]).equals(reg.drop_columns(["lat"]))
+        lat = got.column("lat").to_numpy()
+        assert lat[0] == 1.5 and math.isnan(lat[1]) and lat[2] == -2.0  # NaN (not asserted) survives
+    assert _load_ref(None) is None

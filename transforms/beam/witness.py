@@ -11,7 +11,7 @@ from schemas.provenance import SOURCE_FIELDS
 from schemas.witness import RAW_BEACON, RAW_WITNESS
 from transforms import fileio
 from transforms.beam.coders import ArrowTableCoder  # noqa: F401 (registers the coder)
-from transforms.beam.shuffle import load_group
+from transforms.beam.shuffle import load_group, read_ipc
 from transforms.rules import Constants
 from transforms.keys import KeyIndex
 from transforms.witness.verify import empty_verified_beacons, verify_beacons, verify_witnesses
@@ -20,9 +20,12 @@ _RAW_B = pa.schema(list(RAW_BEACON) + list(SOURCE_FIELDS))
 _RAW_W = pa.schema(list(RAW_WITNESS) + list(SOURCE_FIELDS))
 
 
-def _load_parquet(uri: str | None) -> pa.Table | None:
+def _load_ref(uri: str | None) -> pa.Table | None:
+    """A staged reference table: Arrow IPC (batch runs) or Parquet (streams)."""
     if not uri:
         return None
+    if uri.endswith(".arrow"):
+        return read_ipc(uri)
     import io
     return pq.read_table(io.BytesIO(fileio.read_bytes(uri, decompress=False)))
 
@@ -33,7 +36,7 @@ class _Refs:
     Beam's `Shared` needs)."""
 
     def __init__(self, refs: dict[str, str | None]):
-        self.tables = {k: _load_parquet(v) for k, v in refs.items()}
+        self.tables = {k: _load_ref(v) for k, v in refs.items()}
         self.index: KeyIndex | None = None
 
 
