@@ -23,7 +23,7 @@ _RAW = pa.schema(list(PARSE_FRAME) + list(SOURCE_FIELDS))
 class VerifyFrames(_WithRefs):
     """(device bucket, shard refs) → ('imagery', (part, verified frames)).
 
-    refs: {"devices": staged Parquet of the normalised device registry, or None}."""
+    refs: {"devices": the staged normalised device registry (Arrow IPC), or None}."""
 
     def __init__(self, refs: dict[str, str | None], consts_frame: Constants, consts_seq: Constants, now_ms: int):
         super().__init__(refs, consts_frame, now_ms)
