@@ -218,44 +218,25 @@ def test_constants_override_changes_version_and_behaviour(tmp_path):
         BEACON_RULES.resolve({"no_such_constant": 1})
 
 
-HOTSPOTS_FOR_REGION = {"US": {"cell": "", "gain": 40, "region": "US915", "full": "true"},
-                       "A": {"cell": "", "gain": 80, "region": "EU868", "full": "true"},
-                       "NOREGION": {"cell": "", "gain": 40, "region": "", "full": "true"}}
-
-
 def test_beaconer_region_comes_from_the_registry(tmp_path):
-    from tests.witness_cases import NOW as now, table, write_registry
-    from schemas.witness import RAW_BEACON
-    from transforms.witness.registry import load_denylist, load_registry
-    from transforms.witness.verify import verify_beacons
-    hotspots = {**HOTSPOTS_FOR_REGION}
-    registry, _ = load_registry(write_registry(tmp_path, hotspots))
-    deny = load_denylist(None)
+    hotspots = {"US": {"cell": "", "gain": 40, "region": "US915", "full": "true"},
+                "A": {"cell": "", "gain": 80, "region": "EU868", "full": "true"},
+                "NOREGION": {"cell": "", "gain": 40, "region": "", "full": "true"}}
     rows = [beacon(pub_key=key("US")), beacon(pub_key="112STRANGER"), beacon(pub_key=key("A")),
             beacon(pub_key=key("NOREGION"))]
-    vb = verify_beacons(table(rows, RAW_BEACON, "b.jsonl"), registry, deny, None, BEACON_RULES.resolve(), now)
-    assert vb.column("beaconer_region").to_pylist() == ["US915", None, "EU868", None]
+    _, b = run(tmp_path, rows, [], hotspots=hotspots)
+    assert {r["pub_key"]: r["beaconer_region"] for r in b} == {
+        key("US"): "US915", "112STRANGER": None, key("A"): "EU868", key("NOREGION"): None}
 
 
 def test_edge_deny_needs_both_keys_of_one_edge(tmp_path):
     """Edges (A, EDGE) and (C, B): B witnessing A and EDGE witnessing C each
     match one key of each edge, and are not denied; the edges themselves are."""
-    from tests.witness_cases import NOW as now, table, write_registry
-    from schemas.witness import RAW_BEACON, RAW_WITNESS
-    from transforms.witness.registry import load_denylist, load_registry
-    from transforms.witness.verify import verify_beacons, verify_witnesses
-    registry, _ = load_registry(write_registry(tmp_path))
-    p = tmp_path / "edges.csv"
-    p.write_text(f"pub_key,witness_key\n{key('A')},{key('EDGE')}\n{key('C')},{key('B')}\n")
-    deny = load_denylist(str(p))
     other = "AQIDBAUGBwgJCgsMDQ4PEBESExQ="
     beacons = [beacon(), beacon(pub_key=key("C"), data=other)]
     witnesses = [witness(), witness(pub_key=key("EDGE")),
                  witness(pub_key=key("EDGE"), data=other), witness(pub_key=key("B"), data=other)]
-    vb = verify_beacons(table(beacons, RAW_BEACON, "b.jsonl"), registry, deny, None, BEACON_RULES.resolve(), now)
-    wt, _ = verify_witnesses(vb, table(witnesses, RAW_WITNESS, "w.jsonl"), registry, deny,
-                             WITNESS_RULES.resolve(), now)
-    denied = ["denied_edge" in r for r in wt.column("reasons").to_pylist()]
-    got = dict(zip(zip(wt.column("beacon_pub_key").to_pylist(), wt.column("pub_key").to_pylist()), denied))
+    w, _ = run(tmp_path, beacons, witnesses, deny_rows=[(key("A"), key("EDGE")), (key("C"), key("B"))])
+    got = {(r["beacon_pub_key"], r["pub_key"]): "denied_edge" in r["reasons"] for r in w}
     assert got == {(key("A"), key("B")): False, (key("A"), key("EDGE")): True,
                    (key("C"), key("EDGE")): False, (key("C"), key("B")): True}

@@ -55,9 +55,12 @@ def write_registry(tmp_path, hotspots=HOTSPOTS) -> str:
     return str(p)
 
 
-def write_deny(tmp_path) -> str:
+DENY = [(key("DENIED"), ""), (key("A"), key("EDGE"))]
+
+
+def write_deny(tmp_path, rows=DENY) -> str:
     p = tmp_path / "deny.csv"
-    p.write_text(f"pub_key,witness_key\n{key('DENIED')},\n{key('A')},{key('EDGE')}\n")
+    p.write_text("pub_key,witness_key\n" + "".join(f"{k},{w}\n" for k, w in rows))
     return str(p)
 
 
@@ -87,10 +90,11 @@ def table(rows: list[dict], schema: pa.Schema, uri: str) -> pa.Table:
     return t
 
 
-def run(tmp_path, beacons: list[dict], witnesses: list[dict], entropy_rows=None, overrides=None, hotspots=None):
+def run(tmp_path, beacons: list[dict], witnesses: list[dict], entropy_rows=None, overrides=None, hotspots=None,
+        deny_rows=None):
     """Verify hand-built reports with the real functions; returns (witness rows, beacon rows) as dicts."""
     registry, _ = load_registry(write_registry(tmp_path, hotspots or HOTSPOTS))
-    deny = load_denylist(write_deny(tmp_path))
+    deny = load_denylist(write_deny(tmp_path, DENY if deny_rows is None else deny_rows))
     entropy = None
     if entropy_rows is not None:
         p = tmp_path / "entropy.csv"
