@@ -238,7 +238,6 @@ def write_bytes(uri: str, data: bytes) -> None:
         f.write(data)
 
 
-
 # Bytes gathered before each write(2) of a local file (see writing).
 WRITE_BUFFER = 1 << 20
 
@@ -265,10 +264,9 @@ def writing(uri: str) -> Iterator["pa.NativeFile"]:
         if local:  # no Beam file object in the way of Arrow's own writes
             # Buffered: an Arrow IPC stream is written a buffer at a time
             # (every column's validity, offsets and data, and their padding),
-            # each an unbuffered write(2) into an OSFile. A shard file holds
-            # one stream per bucket, so writes grew with chunks × buckets:
-            # 10.4M records (240 chunks × 109 buckets) spent 25.6 s in the
-            # kernel. One reused 1 MiB buffer coalesces them.
+            # each an unbuffered write(2) into an OSFile, and a shard file
+            # holds one stream per bucket. One reused 1 MiB buffer coalesces
+            # them: 2M-record run, system time 2.39–2.45 s → 1.87–2.24 s.
             with pa.OSFile(tmp, "wb") as raw, pa.BufferedOutputStream(raw, WRITE_BUFFER) as f:
                 yield f
         else:

@@ -200,8 +200,9 @@ def _group_first(group: np.ndarray, key: np.ndarray, *sort_keys: np.ndarray) -> 
     shared[1:] |= same
     shared[:-1] |= same
     rows = order[shared]
-    sub = lexsort(tuple(x[rows] for x in reversed(sort_keys)) + (key[rows], group[rows]))
-    sg, sk = group[rows][sub], key[rows][sub]
+    rg, rk = group[rows], key[rows]
+    sub = lexsort(tuple(x[rows] for x in reversed(sort_keys)) + (rk, rg))
+    sg, sk = rg[sub], rk[sub]
     after = np.zeros(len(rows), dtype=bool)
     after[1:] = (sg[1:] == sg[:-1]) & (sk[1:] == sk[:-1])
     later[rows[sub]] = after
