@@ -187,6 +187,62 @@ def _inflate(d, data: bytes, size: int) -> bytes:
         raise OSError(f"not a valid gzip stream: {e}") from None
 
 
+class _Pieces:
+    """`readinto` over an iterator of bytes pieces (a decompressor's output,
+    or a reader without `readinto`). An error raised after some bytes of a
+    call were copied is held back until the next call, so the bytes decoded
+    before a cut in a truncated stream still reach the caller."""
+
+    def __init__(self, pieces: Iterator[bytes]):
+        self._pieces = pieces
+        self._cur = memoryview(b"")
+        self._error: BaseException | None = None
+
+    def readinto(self, out: memoryview) -> int:
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
+        n = 0
+        while n < len(out):
+            if not len(self._cur):
+                try:
+                    piece = next(self._pieces, None)
+                except Exception as e:
+                    if not n:
+                        raise
+                    self._error = e
+                    break
+                if piece is None:
+                    break
+                self._cur = memoryview(piece)
+                continue
+            k = min(len(out) - n, len(self._cur))
+            out[n:n + k] = self._cur[:k]
+            self._cur = self._cur[k:]
+            n += k
+        return n
+
+
+@contextlib.contextmanager
+def open_input(uri: str, decompress: bool = True, size: int = READ_SIZE):
+    """A stream of the file's (decompressed) bytes with `readinto`, so a
+    reader can fill one reused buffer instead of taking a new bytes object
+    per read (see transforms.parse.ReadBuffer)."""
+    if decompress and compression_of(uri) == CompressionTypes.GZIP:
+        pieces = _iter_gunzip(uri, size)
+        try:
+            yield _Pieces(pieces)
+        finally:
+            pieces.close()
+        return
+    ctype = CompressionTypes.AUTO if decompress else CompressionTypes.UNCOMPRESSED
+    with FileSystems.open(uri, mime_type="application/octet-stream", compression_type=ctype) as f:
+        if callable(getattr(f, "readinto", None)):
+            yield f
+        else:  # Beam's CompressedFile (bz2, zstd, deflate) reads, but has no readinto
+            yield _Pieces(iter(lambda: f.read(size), b""))
+
+
 def read_bytes(uri: str, decompress: bool = True) -> bytes:
     try:
         return b"".join(iter_bytes(uri, decompress))

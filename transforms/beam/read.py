@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 
+import threading
+
 import apache_beam as beam
 import pyarrow as pa
 
 from transforms.beam.coders import TAGGED_TABLE
 
-from transforms.parse import duplicate_file, read_file
+from transforms.parse import ReadBuffer, duplicate_file, read_file
 from transforms.sources import SourceSpec
 
 QUARANTINE = "quarantine"
@@ -26,13 +28,27 @@ class ReadFiles(beam.DoFn):
         self.chunk_bytes = chunk_bytes
         self.duplicates = duplicates or {}
         self.progress_dir = progress_dir  # a marker per finished file, for the driver's progress bar
+        self._threads = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_threads": None}
+
+    def _buffer(self) -> ReadBuffer:
+        """This thread's read buffer: a runner may call one DoFn instance
+        from several threads, and a buffer is overwritten by every read."""
+        if self._threads is None:
+            self._threads = threading.local()
+        buf = getattr(self._threads, "buffer", None)
+        if buf is None:
+            buf = self._threads.buffer = ReadBuffer()
+        return buf
 
     def process(self, element):
         kind, uri = element
         if uri in self.duplicates:
             it = duplicate_file(uri, self.specs[kind], self.duplicates[uri])
         else:
-            it = read_file(uri, self.specs[kind], self.chunk_bytes)
+            it = read_file(uri, self.specs[kind], self.chunk_bytes, buffer=self._buffer())
         for tag, value in it:
             if tag == "records":
                 yield kind, value
