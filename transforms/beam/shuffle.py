@@ -52,6 +52,35 @@ def _pack(t: pa.Table) -> pa.Table:
     return t
 
 
+def _hoist_constants(t: pa.Table) -> tuple[pa.Table, list[tuple[int, pa.Field, pa.Scalar]]]:
+    """`t` without its RUN_ENCODED columns that hold one value throughout
+    (a read chunk's are: it comes from one file), and those as (position,
+    field, value). Rows are permuted into bucket order before they are
+    written, and a column of one value needs no permuting: it made 28% of
+    the bytes that permutation copied."""
+    out = []
+    for name in RUN_ENCODED:
+        i = t.schema.get_field_index(name)
+        if i < 0 or t.schema.field(i).type != pa.string() or t.num_rows == 0:
+            continue
+        col = t.column(i)
+        if col.null_count or pc.run_end_encode(col.combine_chunks()).run_ends.to_numpy()[0] != t.num_rows:
+            continue
+        out.append((i, t.schema.field(i), col[0]))
+    for i, _, _ in sorted(out, key=lambda x: -x[0]):
+        t = t.remove_column(i)
+    return t, sorted(out, key=lambda x: x[0])
+
+
+def _with_constants(t: pa.Table, consts: list[tuple[int, pa.Field, pa.Scalar]]) -> pa.Table:
+    """Put hoisted columns back, in place, run-end encoded (as _pack would)."""
+    n = t.num_rows
+    for i, f, v in consts:
+        ree = pa.RunEndEncodedArray.from_arrays(pa.array([n], pa.int32()), pa.array([v.as_py()], f.type))
+        t = t.add_column(i, f.with_type(ree.type), ree)
+    return t
+
+
 def _unpack(t: pa.Table) -> pa.Table:
     for i, f in enumerate(t.schema):
         if pa.types.is_run_end_encoded(f.type):
@@ -143,12 +172,13 @@ class StageByKey(beam.DoFn):
         b = b.astype(np.uint16) if self.n <= 1 << 16 else b
         order = np.argsort(b, kind="stable")
         sb = b[order]
-        t = table.take(pa.array(order))
+        rest, consts = _hoist_constants(table)
+        t = rest.take(pa.array(order))
         cuts = np.flatnonzero(np.diff(sb)) + 1
         starts = np.concatenate([[0], cuts]).tolist()
         ends = np.concatenate([cuts, [len(sb)]]).tolist()
         uri = fileio.join(self.staging, "shuffle", self.name, f"{self.kind}-{table_uid(table)}.arrow")
-        spans = write_shard(uri, [t.slice(s, e - s) for s, e in zip(starts, ends)])
+        spans = write_shard(uri, [_with_constants(t.slice(s, e - s), consts) for s, e in zip(starts, ends)])
         for s, span in zip(starts, spans):
             yield group_key(int(sb[s]), self.salts), (self.kind, uri, span)
 
