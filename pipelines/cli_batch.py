@@ -46,14 +46,17 @@ def run_and_report(ctx: click.Context, job_factory, inputs: dict, out: str, run_
     # builds the graph (see pipelines.runner._local_cluster). So the job
     # factory imports its job module only when called.
     with runner_context(runner, dask_address, dask_workers, list(ctx.args)) as beam_args:
-        from pipelines.batch import RunSettings, execute
-        from pipelines.manifest import AccountingError
-        from pipelines.summary import print_summary
-        job = job_factory()
+        from pipelines import startup_gc
+        with startup_gc.paused():  # Beam's import and the job's reference tables (see startup_gc)
+            from pipelines.batch import RunSettings, execute
+            from pipelines.manifest import AccountingError
+            from pipelines.summary import print_summary
+            job = job_factory()
         try:
-            doc = execute(job, RunSettings(out=out, inputs=inputs, run_id=run_id, now=parse_now(now),
-                                           logical_date=logical_date, beam_args=beam_args,
-                                           n_buckets=buckets, progress=not quiet))
+            with startup_gc.thawed():
+                doc = execute(job, RunSettings(out=out, inputs=inputs, run_id=run_id, now=parse_now(now),
+                                               logical_date=logical_date, beam_args=beam_args,
+                                               n_buckets=buckets, progress=not quiet))
         except AccountingError as e:
             raise click.ClickException(f"accounting check failed, nothing committed: {e}")
     if not quiet:

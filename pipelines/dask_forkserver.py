@@ -17,10 +17,19 @@ Ctrl-C reaches every process of the terminal's process group. The driver
 answers it by closing the cluster and committing nothing; workers that also
 took it each printed a KeyboardInterrupt traceback. The fork server hands
 its SIGINT disposition to the workers it forks, so they ignore it here.
+
+The collector is off while it imports, and what the imports made is frozen
+afterwards (see pipelines/startup_gc.py): forked workers inherit that, so
+their collections never walk Beam's and Dask's ~200k module objects.
 """
+import gc
 import signal
 
-from pipelines.dask_worker import dask_setup
+gc.disable()
+
+import distributed  # noqa: E402,F401  (first: its logging set-up, then dask_setup's quieter one)
+
+from pipelines.dask_worker import dask_setup  # noqa: E402
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 dask_setup()
@@ -38,3 +47,6 @@ import transforms.beam.sensor  # noqa: E402,F401
 import transforms.beam.spread  # noqa: E402,F401
 import transforms.beam.witness  # noqa: E402,F401
 import transforms.beam.write  # noqa: E402,F401
+
+gc.freeze()
+gc.enable()

@@ -133,7 +133,7 @@ def runner_name(opts) -> str:
 WORKER_PRELOAD = ["pipelines.dask_worker"]
 WORKER_START_TIMEOUT_S = 120.0
 # What the fork server local workers are forked from imports once (see _start_fork_server).
-FORK_SERVER_PRELOAD = ["distributed", "pipelines.dask_forkserver"]
+FORK_SERVER_PRELOAD = ["pipelines.dask_forkserver", "distributed"]
 
 
 class ClusterError(Exception):
