@@ -32,6 +32,30 @@ from apache_beam.runners.runner import PipelineRunner
 # environment it was constructed with (ours) instead of building its own.
 _OWN_ENVIRONMENT = "hexsieve_subprocess"
 
+# How often Beam's SDK harness samples a bundle's execution state. Its
+# sampler thread sleeps up to 200 ms between samples, and every bundle ends
+# by joining that thread (`StateSampler.stop`), so each worker's last bundle
+# of a stage waited for it, and the stage with it. Measured on the 2M-record
+# benchmark (2 threads, 12 bundles a run): 0.44-0.84 s of worker time spent in
+# `stop` per run with 200 ms, 0.06-0.08 s with 20 ms. The samples only feed
+# Beam's per-step msec counters; a thread waking 50 times a second per
+# running bundle costs nothing measurable.
+SAMPLER_PERIOD_MS = 20
+
+
+def use_short_sampler_period() -> None:
+    """Make SAMPLER_PERIOD_MS the period of the bundles this process runs.
+    Beam takes the period as a constructor default (no option sets it), so
+    the default is replaced; left alone if a Beam version changes the
+    constructor."""
+    import inspect
+
+    from apache_beam.runners.worker import statesampler
+    init = statesampler.StateSampler.__init__
+    params = list(inspect.signature(init).parameters)
+    if params[-1:] == ["sampling_period_ms"] and init.__defaults__ and len(init.__defaults__) == 1:
+        init.__defaults__ = (SAMPLER_PERIOD_MS,)
+
 
 class LocalDirectRunner(PipelineRunner):
     """The FnApiRunner with the run's options provisioned, no Prism attempt."""
@@ -45,6 +69,7 @@ class LocalDirectRunner(PipelineRunner):
         from apache_beam.runners.portability.portable_runner import JobServiceHandle
         from apache_beam.transforms import environments
 
+        use_short_sampler_period()  # bundles of in-process workers; subprocess workers: pipelines.sdk_worker
         encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
         info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
         environment = None

@@ -33,6 +33,9 @@ def main(argv: list[str]) -> None:
     from pipelines import stderr_filter
     stderr_filter.install()  # a failed bundle's traceback: the driver reports it in one line
     from apache_beam.runners.worker import sdk_worker_main
+
+    from pipelines.local_runner import use_short_sampler_period
+    use_short_sampler_period()  # as in-process workers (see local_runner.SAMPLER_PERIOD_MS)
     sdk_worker_main.main(argv)
 
 

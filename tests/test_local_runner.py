@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.value_provider import RuntimeValueProvider
 from apache_beam.testing.util import assert_that, equal_to
@@ -126,3 +127,22 @@ def test_small_inputs_get_one_in_memory_worker_unless_told():
     assert mode([], None) == (2, "multi_threading")
     assert mode(["--direct_num_workers=2", "--direct_running_mode=multi_threading"], 100) == (2, "multi_threading")
     assert parallel_slots(pipeline_options([], input_bytes=100)) == (1, False)
+
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_threading", "multi_processing"])
+def test_bundles_run_with_the_short_state_sampler_period(mode):
+    """A bundle ends by joining Beam's state-sampler thread, which sleeps a
+    whole period between samples (200 ms by default): every stage's end
+    waited for it. In every running mode, bundles get SAMPLER_PERIOD_MS."""
+    from pipelines.local_runner import SAMPLER_PERIOD_MS
+
+    class SamplerPeriod(beam.DoFn):  # local, so pickled by value: workers can't import tests/
+        def process(self, _):
+            from apache_beam.runners.worker import statesampler
+            yield statesampler.get_current_tracker().sampling_period_ms
+
+    opts = pipeline_options([f"--direct_running_mode={mode}", "--direct_num_workers=2"])
+    with beam.Pipeline(options=opts) as p:
+        seen = p | beam.Create([0, 1]) | beam.ParDo(SamplerPeriod())
+        assert_that(seen, equal_to([SAMPLER_PERIOD_MS, SAMPLER_PERIOD_MS]))
