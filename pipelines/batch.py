@@ -183,14 +183,22 @@ def default_run_id(source: str, files: list[fileio.FileInfo], now: datetime) -> 
     return f"{source}-{now.strftime('%Y%m%dT%H%M%SZ')}-{h}"
 
 
+BUCKET_INPUT_BYTES = 64 << 20
+
+
 def choose_buckets(total_bytes: int) -> int:
-    """~32 MiB of input per bucket bounds a bucket's memory (measured: 64 MiB
-    buckets peaked at 1.4 GB on 2M rows, 32 MiB at 0.9 GB, no slower); ≥ 2
-    for parallelism. Not rounded to suit a runner's partitions: the count
-    decides which rows share an output file (DirectRunner and DaskRunner write
-    the same bytes), and 32 instead of 22 buckets on the 2M-row benchmark made
-    the DirectRunner ~0.8 s slower (smaller shards and joins)."""
-    return max(2, min(1024, total_bytes // (32 << 20) + 1))
+    """One bucket per ~64 MiB of input bounds a bucket's memory; ≥ 2 for
+    parallelism. Fewer, larger buckets mean fewer shard spans (chunks ×
+    buckets) and fewer output files. With 32 MiB (the choice until the
+    read buffer and the start-up changes of 2026-12-05), the 2M-record
+    benchmark used 22 buckets and 10.4M records 109; with 64 MiB 11 and 55:
+    2M runs 8.11–8.25 s against 8.57–8.72 s, peak RSS 0.81–0.92 against
+    0.67 GB; 10.4M records 46.3 s against 53.7 s, peak RSS 1.20 against
+    1.00 GB (the target is 1.5 GB). 64 MiB had peaked at 1.4 GB on 2M rows
+    before those changes. Not rounded to suit a runner's partitions: the
+    count decides which rows share an output file (DirectRunner and
+    DaskRunner write the same bytes)."""
+    return max(2, min(1024, total_bytes // BUCKET_INPUT_BYTES + 1))
 
 
 def _progress_loop(staging: str, n_files: int, stop: threading.Event, show: bool) -> None:
