@@ -144,9 +144,10 @@ def test_a_glob_that_matches_a_directory_or_a_broken_link_is_refused_naming_it(t
 
 def test_buckets_hold_at_most_their_share_of_input_and_are_no_more_than_needed():
     """choose_buckets: every bucket gets ≤ BUCKET_INPUT_BYTES of input (a
-    bucket's memory), with as few buckets as that allows, and never fewer than 2."""
+    bucket's memory), an even count (2 workers finish together), with as few
+    buckets as that allows, and never fewer than 2."""
     from pipelines.batch import BUCKET_INPUT_BYTES as B, choose_buckets
-    for size in (0, 1, B - 1, B, B + 1, 11 * B - 7, 55 * B + 3):
+    for size in (0, 1, B - 1, B, B + 1, 11 * B - 7, 12 * B - 7, 55 * B + 3):
         n = choose_buckets(size)
-        assert n >= 2 and size / n <= B
-        assert n == 2 or size / (n - 1) >= B
+        assert n >= 2 and n % 2 == 0 and size / n <= B
+        assert n == 2 or size / (n - 2) >= B
