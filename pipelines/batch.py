@@ -191,10 +191,11 @@ def choose_buckets(total_bytes: int) -> int:
     parallelism. Fewer, larger buckets mean fewer shard spans (chunks ×
     buckets) and fewer output files. With 32 MiB (the choice until the
     read buffer and the start-up changes of 2026-12-05), the 2M-record
-    benchmark used 22 buckets and 10.4M records 109; with 64 MiB 11 and 55:
-    2M runs 8.11–8.25 s against 8.57–8.72 s, peak RSS 0.81–0.92 against
-    0.67 GB; 10.4M records 46.3 s against 53.7 s, peak RSS 1.20 against
-    1.00 GB (the target is 1.5 GB). 64 MiB had peaked at 1.4 GB on 2M rows
+    benchmark used 22 buckets and 10.4M records 109; with 64 MiB 11 and 55
+    (12 and 56 once rounded to even, below): 2M runs (12 buckets) 8.11–8.25 s
+    against 8.57–8.72 s, peak RSS 0.81–0.92 against 0.67 GB; 10.4M records
+    (55) 46.3 s against 53.7 s, peak RSS 1.20 against 1.00 GB (the target is
+    1.5 GB). 64 MiB had peaked at 1.4 GB on 2M rows
     before those changes.
 
     Rounded up to an even count: with buckets this large, an odd count
