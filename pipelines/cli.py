@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     # run). Dask workers get the same from runner._local_cluster.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _quiet_beam()
+    from pipelines import beam_import
+    beam_import.install()  # Beam without pandas, MongoDB and BigQuery clients: faster start-up
     _load()
     from pipelines import stderr_filter
     from transforms.errors import InputError
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
 # use) by the time they return. Not `sql --db`: its DuckDB connection is
 # checkpointed when the interpreter frees it.
 FAST_EXIT = ("batch", "run")
+# Commands whose process runs nothing but hexsieve's pipelines: pandas stays
+# hidden for their whole life (see pipelines.beam_import).
+PIPELINE_COMMANDS = ("batch", "run", "stream")
 
 
 def entry(argv: list[str] | None = None) -> None:
@@ -105,6 +110,9 @@ def entry(argv: list[str] | None = None) -> None:
     commit (11.7 s runs: 0.30 s from `main` returning to exit, 0.05 s with
     this). `main` itself exits normally: tests call it in-process."""
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in PIPELINE_COMMANDS:
+        from pipelines import beam_import
+        beam_import.install(for_good=True)
     main(args)
     if args and args[0] in FAST_EXIT:
         logging.shutdown()

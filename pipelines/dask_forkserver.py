@@ -27,6 +27,10 @@ import signal
 
 gc.disable()
 
+from pipelines import beam_import  # noqa: E402
+
+beam_import.install(for_good=True)  # a local cluster's workers run only hexsieve's pipelines
+
 import distributed  # noqa: E402,F401  (first: its logging set-up, then dask_setup's quieter one)
 
 from pipelines.dask_worker import dask_setup  # noqa: E402

@@ -21,4 +21,6 @@ import warnings
 def dask_setup(worker=None) -> None:
     logging.getLogger().setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="apache_beam")
+    from pipelines import beam_import
+    beam_import.install()
     import apache_beam  # noqa: F401

@@ -32,6 +32,8 @@ def main(argv: list[str]) -> None:
     warnings.filterwarnings("ignore", module="apache_beam")
     from pipelines import stderr_filter
     stderr_filter.install()  # a failed bundle's traceback: the driver reports it in one line
+    from pipelines import beam_import
+    beam_import.install(for_good=True)  # as in the driver: a worker process imports Beam at its start
     from apache_beam.runners.worker import sdk_worker_main
 
     from pipelines.local_runner import use_short_sampler_period
