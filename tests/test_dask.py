@@ -157,6 +157,33 @@ def test_local_workers_are_forked_from_a_server_that_imported_beam_once():
         assert w["preloaded"] and w["omp"] == "1", w
 
 
+def _housekeeping(dask_worker=None, dask_scheduler=None) -> dict:
+    server = dask_worker or dask_scheduler
+    return {name: pc.callback_time for name, pc in server.periodic_callbacks.items()}
+
+
+def test_local_cluster_wakes_for_housekeeping_at_the_longer_intervals():
+    # Dask's defaults wake the scheduler and each worker every 20 ms (tick),
+    # 500 ms (system monitor) and 100 ms (worker memory check); each wake-up
+    # takes the GIL from the task thread. The local cluster uses longer ones,
+    # and they must reach the forked workers, not only the driver's config.
+    from dask.distributed import Client
+
+    from pipelines.runner import HOUSEKEEPING_INTERVALS
+    import dask
+    ms = {k: round(dask.utils.parse_timedelta(v) * 1000) for k, v in HOUSEKEEPING_INTERVALS.items()}
+    with _hexsieve_cluster() as beam_args, Client(_address(beam_args)) as client:
+        client.wait_for_workers(2, timeout=60)
+        workers = list(client.run(_housekeeping).values())
+        scheduler = client.run_on_scheduler(_housekeeping)
+    assert len(workers) == 2
+    for cb in workers:
+        assert cb["tick"] == ms["distributed.admin.tick.interval"] == 200, cb
+        assert cb["monitor"] == ms["distributed.admin.system-monitor.interval"] == 2000, cb
+        assert cb["memory_monitor"] == ms["distributed.worker.memory.monitor-interval"] == 1000, cb
+    assert scheduler["tick"] == 200 and scheduler["monitor"] == 2000, scheduler
+
+
 def test_cli_runner_dask_with_local_workers(tmp_path):
     out = tmp_path / "cli"
     r = subprocess.run([sys.executable, "-m", "pipelines.cli", "batch", "witness",
